@@ -1,0 +1,341 @@
+//! A strict reader over minicbor: definite lengths only, bounded nesting, typed errors,
+//! absolute byte offsets.
+//!
+//! minicbor is deliberately permissive; SUIT is not. Every place where the spec narrows
+//! CBOR (no indefinite lengths, one item per bstr, no duplicate keys) is enforced here so
+//! the model types above never see such input.
+
+use minicbor::Decoder;
+use minicbor::data::Type;
+
+use crate::MAX_DEPTH;
+use crate::error::{DecodeError, DecodeErrorKind as K};
+
+/// A cursor over one CBOR buffer, reporting offsets relative to the outermost buffer.
+#[derive(Clone)]
+pub(crate) struct Reader<'a> {
+    d: Decoder<'a>,
+    base: usize,
+}
+
+/// A map or array key, compared by value for integers and by encoding otherwise.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeyRepr<'a> {
+    Int(i128),
+    Raw(&'a [u8]),
+}
+
+pub(crate) type Result<T> = core::result::Result<T, DecodeError>;
+
+impl<'a> Reader<'a> {
+    /// A reader over `bytes`, which start at absolute offset `base`.
+    pub(crate) fn new(bytes: &'a [u8], base: usize) -> Self {
+        Reader {
+            d: Decoder::new(bytes),
+            base,
+        }
+    }
+
+    /// Absolute offset of the next byte.
+    pub(crate) fn offset(&self) -> usize {
+        self.base + self.d.position()
+    }
+
+    pub(crate) fn err<T>(&self, kind: K) -> Result<T> {
+        Err(DecodeError::new(kind, self.offset()))
+    }
+
+    fn remaining(&self) -> usize {
+        self.d.input().len().saturating_sub(self.d.position())
+    }
+
+    /// Fails unless the buffer has been consumed exactly.
+    pub(crate) fn finish(&self) -> Result<()> {
+        if self.remaining() == 0 {
+            Ok(())
+        } else {
+            self.err(K::TrailingBytes)
+        }
+    }
+
+    /// The CBOR type of the next item, with end-of-input and reserved bytes as errors.
+    pub(crate) fn peek(&self) -> Result<Type> {
+        match self.d.datatype() {
+            Ok(Type::Unknown(_)) | Ok(Type::Break) | Err(_) => self.err(K::Malformed),
+            Ok(Type::BytesIndef | Type::StringIndef | Type::ArrayIndef | Type::MapIndef) => {
+                self.err(K::IndefiniteLength)
+            }
+            Ok(t) => Ok(t),
+        }
+    }
+
+    fn lift<T>(&self, at: usize, r: core::result::Result<T, minicbor::decode::Error>) -> Result<T> {
+        r.map_err(|e| {
+            let kind = if e.is_end_of_input() {
+                K::Malformed
+            } else if e.is_type_mismatch() {
+                K::UnexpectedType
+            } else {
+                K::IntegerOverflow
+            };
+            DecodeError::new(kind, at)
+        })
+    }
+
+    /// A definite array header; the count is checked against the bytes left, so a
+    /// forged length cannot make a loop run long.
+    pub(crate) fn array(&mut self) -> Result<usize> {
+        let at = self.offset();
+        if self.peek()? != Type::Array {
+            return self.err(K::UnexpectedType);
+        }
+        let n = self.d.array();
+        let n = self.lift(at, n)?;
+        self.check_count(n, 1, at)
+    }
+
+    /// A definite map header; see [`Reader::array`].
+    pub(crate) fn map(&mut self) -> Result<usize> {
+        let at = self.offset();
+        if self.peek()? != Type::Map {
+            return self.err(K::UnexpectedType);
+        }
+        let n = self.d.map();
+        let n = self.lift(at, n)?;
+        self.check_count(n, 2, at)
+    }
+
+    fn check_count(&self, n: Option<u64>, per_item: usize, at: usize) -> Result<usize> {
+        let n = n.ok_or(DecodeError::new(K::IndefiniteLength, at))?;
+        let n = usize::try_from(n).map_err(|_| DecodeError::new(K::Malformed, at))?;
+        if n.saturating_mul(per_item) > self.remaining() {
+            return Err(DecodeError::new(K::Malformed, at));
+        }
+        Ok(n)
+    }
+
+    pub(crate) fn u64(&mut self) -> Result<u64> {
+        let at = self.offset();
+        match self.peek()? {
+            Type::U8 | Type::U16 | Type::U32 | Type::U64 => {
+                let v = self.d.u64();
+                self.lift(at, v)
+            }
+            _ => self.err(K::UnexpectedType),
+        }
+    }
+
+    /// An unsigned integer that must fit in `u32`.
+    pub(crate) fn u32(&mut self) -> Result<u32> {
+        let at = self.offset();
+        let v = self.u64()?;
+        u32::try_from(v).map_err(|_| DecodeError::new(K::IntegerOverflow, at))
+    }
+
+    /// Any CBOR integer that fits in `i64` (keys, algorithm ids, command codes).
+    pub(crate) fn i64(&mut self) -> Result<i64> {
+        let at = self.offset();
+        match self.peek()? {
+            Type::U8 | Type::U16 | Type::U32 | Type::U64 | Type::I8 | Type::I16 | Type::I32
+            | Type::I64 | Type::Int => {
+                let v = self.d.i64();
+                self.lift(at, v)
+            }
+            _ => self.err(K::UnexpectedType),
+        }
+    }
+
+    pub(crate) fn is_int(&self) -> bool {
+        matches!(
+            self.d.datatype(),
+            Ok(Type::U8
+                | Type::U16
+                | Type::U32
+                | Type::U64
+                | Type::I8
+                | Type::I16
+                | Type::I32
+                | Type::I64
+                | Type::Int)
+        )
+    }
+
+    pub(crate) fn bool(&mut self) -> Result<bool> {
+        let at = self.offset();
+        if self.peek()? != Type::Bool {
+            return self.err(K::UnexpectedType);
+        }
+        let v = self.d.bool();
+        self.lift(at, v)
+    }
+
+    pub(crate) fn null(&mut self) -> Result<()> {
+        let at = self.offset();
+        if self.peek()? != Type::Null {
+            return self.err(K::UnexpectedType);
+        }
+        let v = self.d.null();
+        self.lift(at, v)
+    }
+
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8]> {
+        let at = self.offset();
+        if self.peek()? != Type::Bytes {
+            return self.err(K::UnexpectedType);
+        }
+        let v = self.d.bytes();
+        self.lift(at, v)
+    }
+
+    /// A bstr, returned with its CBOR header (`whole`) and without (`inner`), plus the
+    /// absolute offset of `inner`. SUIT digests cover `whole`.
+    pub(crate) fn bytes_with_header(&mut self) -> Result<Wrapped<'a>> {
+        let start = self.d.position();
+        let inner = self.bytes()?;
+        let end = self.d.position();
+        let whole = self
+            .d
+            .input()
+            .get(start..end)
+            .ok_or(DecodeError::new(K::Malformed, self.base + start))?;
+        let inner_base = self.base + end - inner.len();
+        Ok(Wrapped {
+            whole,
+            inner,
+            inner_base,
+        })
+    }
+
+    pub(crate) fn str(&mut self) -> Result<&'a str> {
+        let at = self.offset();
+        if self.peek()? != Type::String {
+            return self.err(K::UnexpectedType);
+        }
+        let v = self.d.str();
+        self.lift(at, v)
+    }
+
+    pub(crate) fn tag(&mut self) -> Result<u64> {
+        let at = self.offset();
+        if self.peek()? != Type::Tag {
+            return self.err(K::UnexpectedType);
+        }
+        let v = self.d.tag();
+        self.lift(at, v).map(|t| t.as_u64())
+    }
+
+    /// Skips one item of any type, refusing indefinite lengths and nesting deeper than
+    /// `MAX_DEPTH - depth` (an explicit bound instead of minicbor's own skip, whose limits
+    /// differ with and without `alloc`).
+    pub(crate) fn skip(&mut self, depth: usize) -> Result<()> {
+        if depth >= MAX_DEPTH {
+            return self.err(K::TooDeep);
+        }
+        match self.peek()? {
+            Type::Array => {
+                let n = self.array()?;
+                for _ in 0..n {
+                    self.skip(depth + 1)?;
+                }
+                Ok(())
+            }
+            Type::Map => {
+                let n = self.map()?;
+                for _ in 0..n {
+                    self.skip(depth + 1)?;
+                    self.skip(depth + 1)?;
+                }
+                Ok(())
+            }
+            Type::Tag => {
+                self.tag()?;
+                self.skip(depth + 1)
+            }
+            _ => {
+                let at = self.offset();
+                let v = self.d.skip();
+                self.lift(at, v)
+            }
+        }
+    }
+
+    /// The raw encoding of the next item, consumed.
+    pub(crate) fn raw_item(&mut self, depth: usize) -> Result<&'a [u8]> {
+        let start = self.d.position();
+        self.skip(depth)?;
+        let end = self.d.position();
+        self.d
+            .input()
+            .get(start..end)
+            .ok_or(DecodeError::new(K::Malformed, self.base + start))
+    }
+
+    /// Bytes from `start` (a position in this buffer) to the current position.
+    pub(crate) fn since(&self, start: usize) -> &'a [u8] {
+        self.d
+            .input()
+            .get(start..self.d.position())
+            .unwrap_or_default()
+    }
+
+    /// Relative position, to pair with [`Reader::since`].
+    pub(crate) fn pos(&self) -> usize {
+        self.d.position()
+    }
+
+    /// Checks that the `n` key/value pairs of the map whose first key starts at relative
+    /// position `first` have distinct keys. Quadratic but allocation-free; maps in SUIT
+    /// are small and their length was already bounded by the input size.
+    pub(crate) fn ensure_unique_keys(&self, first: usize, n: usize, depth: usize) -> Result<()> {
+        let mut outer = Reader {
+            d: Decoder::new(self.d.input()),
+            base: self.base,
+        };
+        outer.d.set_position(first);
+        for i in 0..n {
+            let key_at = outer.offset();
+            let key = outer.key_repr(depth)?;
+            outer.skip(depth)?;
+            let mut inner = Reader {
+                d: Decoder::new(self.d.input()),
+                base: self.base,
+            };
+            inner.d.set_position(first);
+            for _ in 0..i {
+                if inner.key_repr(depth)? == key {
+                    return Err(DecodeError::new(K::DuplicateKey, key_at));
+                }
+                inner.skip(depth)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn key_repr(&mut self, depth: usize) -> Result<KeyRepr<'a>> {
+        if self.is_int() {
+            let at = self.offset();
+            let v = self.d.int();
+            let v = self.lift(at, v)?;
+            Ok(KeyRepr::Int(i128::from(v)))
+        } else {
+            self.raw_item(depth).map(KeyRepr::Raw)
+        }
+    }
+}
+
+/// A bstr-wrapped item: see [`Reader::bytes_with_header`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wrapped<'a> {
+    /// The bstr with its CBOR header: what SUIT digests cover.
+    pub whole: &'a [u8],
+    /// The bstr contents: the wrapped CBOR item.
+    pub inner: &'a [u8],
+    pub(crate) inner_base: usize,
+}
+
+impl<'a> Wrapped<'a> {
+    /// A reader over the wrapped item.
+    pub(crate) fn reader(&self) -> Reader<'a> {
+        Reader::new(self.inner, self.inner_base)
+    }
+}
