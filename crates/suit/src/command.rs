@@ -109,12 +109,30 @@ pub struct IndexList<'a> {
     raw: &'a [u8],
 }
 
-impl IndexList<'_> {
+impl<'a> IndexList<'a> {
     /// The indices in order.
-    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+    pub fn iter(&self) -> IndexIter<'a> {
         let mut r = Reader::new(self.raw, 0);
-        let n = r.array().unwrap_or(0);
-        (0..n).map_while(move |_| r.u32().ok())
+        let left = r.array().unwrap_or(0);
+        IndexIter { r, left }
+    }
+}
+
+/// Iterator over an [`IndexList`].
+#[derive(Clone)]
+pub struct IndexIter<'a> {
+    r: Reader<'a>,
+    left: usize,
+}
+
+impl Iterator for IndexIter<'_> {
+    type Item = u32;
+    fn next(&mut self) -> Option<u32> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        self.r.u32().ok()
     }
 }
 

@@ -1,0 +1,311 @@
+//! The platform traits: everything the processor needs from the device, each small
+//! enough to implement on a microcontroller without allocation.
+//!
+//! The processor holds them as trait objects in one [`Platform`] bundle: one code path
+//! for every device, and no monomorphised copy of the interpreter per platform (which
+//! matters for bootloader flash size).
+
+use suitcase_cose::VerifyingKey;
+use suitcase_suit::{ComponentId, VendorId};
+
+/// The component a command acts on, as the platform sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target<'a> {
+    /// Index in the manifest's component list.
+    pub index: usize,
+    /// The component identifier.
+    pub id: ComponentId<'a>,
+    /// The component-slot parameter, if the manifest set one: A/B devices keep two
+    /// storage areas under one identifier and tell them apart by slot.
+    pub slot: Option<u64>,
+}
+
+/// Which procedure is running. Some answers depend on it: for an A/B device the slot an
+/// update may write is the one *not* running, the slot to validate at boot is the one
+/// that is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Procedure {
+    /// dependency-resolution, payload-fetch, install, validate.
+    Update,
+    /// validate, load, invoke.
+    Invoke,
+}
+
+/// Why a storage operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The platform has no such component (or slot).
+    UnknownComponent,
+    /// Write past the component's capacity.
+    OutOfSpace,
+    /// Read past what the component holds.
+    OutOfBounds,
+    /// The operation is not possible on this platform (for example swap).
+    Unsupported,
+    /// The medium failed (flash error kind, I/O error).
+    Device,
+}
+
+/// Component storage: where images live. [`crate::storage::MemoryStorage`] keeps them in
+/// RAM for tests, [`crate::storage::FlashStorage`] on embedded-storage `NorFlash`.
+pub trait ComponentStorage {
+    /// Bytes the component currently holds (after a completed write: its length; for a
+    /// raw flash area: its capacity).
+    fn len(&mut self, target: &Target<'_>) -> Result<u64, StorageError>;
+    /// Reads `buf.len()` bytes at `offset`.
+    fn read(&mut self, target: &Target<'_>, offset: u64, buf: &mut [u8]) -> Result<(), StorageError>;
+    /// Prepares the component to receive a new image of up to `size` bytes (erases it).
+    fn begin_write(&mut self, target: &Target<'_>, size: Option<u64>) -> Result<(), StorageError>;
+    /// Writes the next chunk. Chunks arrive in order with no gaps; their lengths need not
+    /// match the medium's write size (the implementation buffers a partial word).
+    fn write(&mut self, target: &Target<'_>, offset: u64, data: &[u8]) -> Result<(), StorageError>;
+    /// Completes the write: flushes any partial word and records the length.
+    fn finish_write(&mut self, target: &Target<'_>, len: u64) -> Result<(), StorageError>;
+    /// Exchanges the contents of two components (swap directive).
+    fn swap(&mut self, a: &Target<'_>, b: &Target<'_>) -> Result<(), StorageError> {
+        let _ = (a, b);
+        Err(StorageError::Unsupported)
+    }
+}
+
+/// Why a fetch failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// No such resource, or this transport cannot reach the URI's scheme.
+    NotFound,
+    /// The transport failed mid-transfer.
+    Transport,
+    /// Fetching is not available at all (a bootloader without a transport).
+    Unsupported,
+}
+
+/// Fetches payloads over any transport: HTTP, CoAP, serial, BLE, a file. Pull-based so
+/// the processor owns the one chunk buffer and the transport never needs to hold an image.
+pub trait Fetch {
+    /// Opens `uri` (with the optional fetch-arguments parameter).
+    fn open(&mut self, uri: &str, args: Option<&[u8]>) -> Result<(), FetchError>;
+    /// Reads the next bytes of the opened resource into `buf`; `Ok(0)` at the end.
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, FetchError>;
+}
+
+/// A platform that cannot fetch: every fetch of a non-integrated URI fails clearly.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoFetch;
+
+impl Fetch for NoFetch {
+    fn open(&mut self, _uri: &str, _args: Option<&[u8]>) -> Result<(), FetchError> {
+        Err(FetchError::Unsupported)
+    }
+    fn read(&mut self, _buf: &mut [u8]) -> Result<usize, FetchError> {
+        Err(FetchError::Unsupported)
+    }
+}
+
+/// Who this device is: the answers to the identity and slot conditions.
+pub trait DeviceIdentity {
+    /// Whether `vendor` is this device's vendor for `target`.
+    fn vendor_matches(&self, target: &Target<'_>, vendor: VendorId<'_>) -> bool;
+    /// Whether `class` (16-byte UUID) is a class this device (component) belongs to.
+    fn class_matches(&self, target: &Target<'_>, class: &[u8]) -> bool;
+    /// Whether `device` (16-byte UUID) is this device.
+    fn device_matches(&self, target: &Target<'_>, device: &[u8]) -> bool;
+    /// Whether the component is in `slot` for this procedure (A/B: during an update, the
+    /// slot that is not running; during invocation, the one to boot).
+    fn slot_matches(&self, target: &Target<'_>, slot: u64, procedure: Procedure) -> bool;
+}
+
+/// A device with one vendor, class and (optionally) device UUID for all components, and
+/// an A/B slot pair where `running_slot` runs.
+#[derive(Debug, Clone, Copy)]
+pub struct StaticIdentity {
+    /// Vendor UUID.
+    pub vendor: [u8; 16],
+    /// Class UUID.
+    pub class: [u8; 16],
+    /// Device UUID, if the device has one.
+    pub device: Option<[u8; 16]>,
+    /// The slot the device runs from; updates go to the other one.
+    pub running_slot: u64,
+}
+
+impl DeviceIdentity for StaticIdentity {
+    fn vendor_matches(&self, _t: &Target<'_>, vendor: VendorId<'_>) -> bool {
+        matches!(vendor, VendorId::Uuid(v) if v == self.vendor)
+    }
+    fn class_matches(&self, _t: &Target<'_>, class: &[u8]) -> bool {
+        class == self.class
+    }
+    fn device_matches(&self, _t: &Target<'_>, device: &[u8]) -> bool {
+        self.device.is_some_and(|d| d == device)
+    }
+    fn slot_matches(&self, _t: &Target<'_>, slot: u64, procedure: Procedure) -> bool {
+        match procedure {
+            Procedure::Update => slot != self.running_slot,
+            Procedure::Invoke => slot == self.running_slot,
+        }
+    }
+}
+
+/// A trust anchor: a key and, optionally, the COSE key id that selects it.
+#[derive(Clone, Copy, Debug)]
+pub struct TrustAnchor<'k> {
+    /// The verification key.
+    pub key: VerifyingKey<'k>,
+    /// The `kid` a COSE block names to select this key; blocks without a kid are tried
+    /// against every anchor whose algorithm fits.
+    pub kid: Option<&'k [u8]>,
+}
+
+/// One clause of a signing policy: at least `at_least` of the anchors in the bit set
+/// `anchors` (bit i = anchor i) must have produced a valid block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// Anchor indices, as a bit set.
+    pub anchors: u32,
+    /// How many of them must sign.
+    pub at_least: u8,
+}
+
+impl Rule {
+    /// "Anchor i must sign."
+    pub const fn required(i: u8) -> Rule {
+        Rule {
+            anchors: 1 << i,
+            at_least: 1,
+        }
+    }
+    /// "k of these n anchors must sign."
+    pub const fn k_of(k: u8, anchors: u32) -> Rule {
+        Rule {
+            anchors,
+            at_least: k,
+        }
+    }
+}
+
+/// The trust anchors and the policy over them.
+pub trait KeyStore {
+    /// The trust anchors (at most 32: the policy addresses them by bit).
+    fn anchors(&self) -> &[TrustAnchor<'_>];
+    /// Every rule must hold. An empty policy means "any one anchor".
+    fn policy(&self) -> &[Rule];
+}
+
+/// A key store over static slices: the usual case on a device, where anchors are
+/// compiled in or read from a protected flash area at boot.
+#[derive(Clone, Copy, Debug)]
+pub struct StaticKeys<'k> {
+    /// The anchors.
+    pub anchors: &'k [TrustAnchor<'k>],
+    /// The rules; empty = any one anchor.
+    pub rules: &'k [Rule],
+}
+
+impl KeyStore for StaticKeys<'_> {
+    fn anchors(&self) -> &[TrustAnchor<'_>] {
+        self.anchors
+    }
+    fn policy(&self) -> &[Rule] {
+        self.rules
+    }
+}
+
+/// Why the rollback store failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RollbackError {
+    /// The medium failed.
+    Device,
+    /// The requested value is lower than the stored one: the store never goes back.
+    WouldDecrease,
+}
+
+/// The anti-rollback counter: the highest sequence number installed.
+pub trait RollbackStore {
+    /// The stored sequence number.
+    fn current(&mut self) -> Result<u64, RollbackError>;
+    /// Records `sequence` after a fully successful install. Must never decrease, and must
+    /// survive power loss (the bootloader crate stores it power-safely).
+    fn advance(&mut self, sequence: u64) -> Result<(), RollbackError>;
+}
+
+/// A RAM counter, for tests and for devices that keep the counter elsewhere.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MemoryRollback(pub u64);
+
+impl RollbackStore for MemoryRollback {
+    fn current(&mut self) -> Result<u64, RollbackError> {
+        Ok(self.0)
+    }
+    fn advance(&mut self, sequence: u64) -> Result<(), RollbackError> {
+        if sequence < self.0 {
+            return Err(RollbackError::WouldDecrease);
+        }
+        self.0 = sequence;
+        Ok(())
+    }
+}
+
+/// Time, for use-before.
+pub trait Clock {
+    /// POSIX seconds, or `None` when the device does not know the time (use-before then
+    /// fails: an unknown time never passes an expiry check).
+    fn now(&self) -> Option<u64>;
+}
+
+/// A device without a clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoClock;
+
+impl Clock for NoClock {
+    fn now(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Why invoke failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvokeError {
+    /// The platform cannot start this component.
+    Unsupported,
+    /// The component refused or failed to start.
+    Failed,
+}
+
+/// Hands control to a component. On a bootloader this jumps and never returns; in a
+/// simulator it records the request.
+pub trait Invoke {
+    /// Starts `target` with the invoke-args parameter.
+    fn invoke(&mut self, target: &Target<'_>, args: Option<&[u8]>) -> Result<(), InvokeError>;
+}
+
+/// A platform that never invokes (an update agent running inside the application).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoInvoke;
+
+impl Invoke for NoInvoke {
+    fn invoke(&mut self, _t: &Target<'_>, _args: Option<&[u8]>) -> Result<(), InvokeError> {
+        Err(InvokeError::Unsupported)
+    }
+}
+
+/// Every platform service, as one bundle of trait objects.
+pub struct Platform<'p> {
+    /// Component storage.
+    pub storage: &'p mut dyn ComponentStorage,
+    /// Transport.
+    pub fetch: &'p mut dyn Fetch,
+    /// Identity and slot answers.
+    pub identity: &'p dyn DeviceIdentity,
+    /// Anti-rollback counter.
+    pub rollback: &'p mut dyn RollbackStore,
+    /// Time.
+    pub clock: &'p dyn Clock,
+    /// Invocation.
+    pub invoker: &'p mut dyn Invoke,
+    /// Where records of command outcomes go.
+    pub reporter: &'p mut dyn crate::report::Reporter,
+}

@@ -1,0 +1,96 @@
+//! Records of what each command did, emitted as its reporting policy asks. The SUIT
+//! report encoder (signed, for the fleet server) consumes these; the processor only
+//! decides what is recorded.
+
+use suitcase_suit::ReportingPolicy;
+
+/// Which command sequence a record comes from (manifest keys).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SequenceKind {
+    /// common.shared-sequence (common key 4).
+    Shared,
+    /// 15
+    DependencyResolution,
+    /// 16
+    PayloadFetch,
+    /// 18
+    CandidateVerification,
+    /// 20
+    Install,
+    /// 7
+    Validate,
+    /// 8
+    Load,
+    /// 9
+    Invoke,
+}
+
+impl SequenceKind {
+    /// The manifest key of the sequence (4 for the shared sequence, its SUIT_Common key).
+    pub fn key(self) -> i64 {
+        match self {
+            SequenceKind::Shared => 4,
+            SequenceKind::DependencyResolution => 15,
+            SequenceKind::PayloadFetch => 16,
+            SequenceKind::CandidateVerification => 18,
+            SequenceKind::Install => 20,
+            SequenceKind::Validate => 7,
+            SequenceKind::Load => 8,
+            SequenceKind::Invoke => 9,
+        }
+    }
+}
+
+/// Outcome of one command on one component.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// It succeeded.
+    Success,
+    /// It failed (a condition that did not hold, or a directive that failed).
+    Failure,
+}
+
+/// One record: which command, where, on which component, with what result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// The sequence.
+    pub sequence: SequenceKind,
+    /// Byte offset of the command within its (innermost) sequence.
+    pub offset: usize,
+    /// Command code.
+    pub command: i64,
+    /// Component index.
+    pub component: u32,
+    /// Result.
+    pub outcome: Outcome,
+    /// Whether the policy asks for system information alongside.
+    pub sysinfo: bool,
+}
+
+/// Receives records. Called only when the command's reporting policy asks for one.
+pub trait Reporter {
+    /// One record.
+    fn record(&mut self, record: &Record);
+}
+
+/// Discards every record.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoReport;
+
+impl Reporter for NoReport {
+    fn record(&mut self, _record: &Record) {}
+}
+
+/// Whether `policy` asks for a record of `outcome`, and with sysinfo.
+pub(crate) fn wanted(policy: ReportingPolicy, outcome: Outcome) -> Option<bool> {
+    match outcome {
+        Outcome::Success if policy.record_on_success() || policy.sysinfo_on_success() => {
+            Some(policy.sysinfo_on_success())
+        }
+        Outcome::Failure if policy.record_on_failure() || policy.sysinfo_on_failure() => {
+            Some(policy.sysinfo_on_failure())
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,269 @@
+//! Two [`ComponentStorage`] implementations: RAM buffers (tests, simulators, RAM
+//! components such as example 4's load target) and regions of an embedded-storage
+//! `NorFlash` (real devices and the flash simulator).
+
+use embedded_storage::nor_flash::NorFlash;
+
+use crate::platform::{ComponentStorage, StorageError, Target};
+
+/// One RAM component: its encoded identifier, optional slot, buffer and current length.
+#[derive(Debug)]
+pub struct MemoryComponent<'b> {
+    /// The encoded SUIT_Component_Identifier (`[* bstr]`).
+    pub id: &'b [u8],
+    /// The slot, for A/B components.
+    pub slot: Option<u64>,
+    /// Capacity.
+    pub data: &'b mut [u8],
+    /// Bytes held.
+    pub len: usize,
+}
+
+/// Components in RAM, found by identifier and slot.
+#[derive(Debug)]
+pub struct MemoryStorage<'s, 'b> {
+    /// The components.
+    pub components: &'s mut [MemoryComponent<'b>],
+}
+
+fn same(c: &MemoryComponent<'_>, t: &Target<'_>) -> bool {
+    c.id == t.id.as_bytes() && c.slot == t.slot
+}
+
+impl<'b> MemoryStorage<'_, 'b> {
+    fn index(&self, t: &Target<'_>) -> Result<usize, StorageError> {
+        self.components
+            .iter()
+            .position(|c| same(c, t))
+            .ok_or(StorageError::UnknownComponent)
+    }
+    fn get(&mut self, t: &Target<'_>) -> Result<&mut MemoryComponent<'b>, StorageError> {
+        let i = self.index(t)?;
+        self.components.get_mut(i).ok_or(StorageError::UnknownComponent)
+    }
+}
+
+impl ComponentStorage for MemoryStorage<'_, '_> {
+    fn len(&mut self, t: &Target<'_>) -> Result<u64, StorageError> {
+        Ok(self.get(t)?.len as u64)
+    }
+
+    fn read(&mut self, t: &Target<'_>, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
+        let c = self.get(t)?;
+        let start = usize::try_from(offset).map_err(|_| StorageError::OutOfBounds)?;
+        let end = start.checked_add(buf.len()).ok_or(StorageError::OutOfBounds)?;
+        if end > c.len {
+            return Err(StorageError::OutOfBounds);
+        }
+        buf.copy_from_slice(c.data.get(start..end).ok_or(StorageError::OutOfBounds)?);
+        Ok(())
+    }
+
+    fn begin_write(&mut self, t: &Target<'_>, size: Option<u64>) -> Result<(), StorageError> {
+        let c = self.get(t)?;
+        if size.is_some_and(|s| s > c.data.len() as u64) {
+            return Err(StorageError::OutOfSpace);
+        }
+        c.len = 0;
+        Ok(())
+    }
+
+    fn write(&mut self, t: &Target<'_>, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        let c = self.get(t)?;
+        let start = usize::try_from(offset).map_err(|_| StorageError::OutOfSpace)?;
+        let end = start.checked_add(data.len()).ok_or(StorageError::OutOfSpace)?;
+        c.data
+            .get_mut(start..end)
+            .ok_or(StorageError::OutOfSpace)?
+            .copy_from_slice(data);
+        c.len = c.len.max(end);
+        Ok(())
+    }
+
+    fn finish_write(&mut self, t: &Target<'_>, len: u64) -> Result<(), StorageError> {
+        let c = self.get(t)?;
+        c.len = usize::try_from(len).map_err(|_| StorageError::OutOfSpace)?;
+        Ok(())
+    }
+
+    fn swap(&mut self, a: &Target<'_>, b: &Target<'_>) -> Result<(), StorageError> {
+        let (i, j) = (self.index(a)?, self.index(b)?);
+        if i == j {
+            return Err(StorageError::Unsupported);
+        }
+        let (lo, hi) = (i.min(j), i.max(j));
+        let (left, right) = self.components.split_at_mut(hi);
+        let x = left.get_mut(lo).ok_or(StorageError::UnknownComponent)?;
+        let y = right.first_mut().ok_or(StorageError::UnknownComponent)?;
+        if x.len > y.data.len() || y.len > x.data.len() {
+            return Err(StorageError::OutOfSpace);
+        }
+        let n = x.len.max(y.len);
+        for k in 0..n {
+            if let (Some(p), Some(q)) = (x.data.get_mut(k), y.data.get_mut(k)) {
+                core::mem::swap(p, q);
+            }
+        }
+        core::mem::swap(&mut x.len, &mut y.len);
+        Ok(())
+    }
+}
+
+/// A flash region holding one component (slot).
+#[derive(Clone, Copy, Debug)]
+pub struct FlashRegion<'b> {
+    /// The encoded SUIT_Component_Identifier.
+    pub id: &'b [u8],
+    /// The slot, for A/B components.
+    pub slot: Option<u64>,
+    /// Start offset in the flash; a multiple of the erase size.
+    pub offset: u32,
+    /// Size; a multiple of the erase size.
+    pub size: u32,
+}
+
+/// Largest flash write granularity supported (bytes); covers every NOR part we know of.
+pub const MAX_WRITE_SIZE: usize = 32;
+
+/// Components in regions of a `NorFlash`. Writes are re-blocked to the flash's write
+/// size (a chunk rarely ends on a word boundary); the tail is padded with `0xFF`.
+///
+/// Raw flash has no length: [`ComponentStorage::len`] reports the region size, so
+/// image-match on flash needs the image-size parameter (which every spec example sets
+/// for installed images). The bootloader crate adds trailers that record more.
+pub struct FlashStorage<'b, F: NorFlash> {
+    flash: F,
+    regions: &'b [FlashRegion<'b>],
+    pending: [u8; MAX_WRITE_SIZE],
+    pending_len: usize,
+    /// Region offset of `pending[0]`.
+    pending_at: u32,
+}
+
+impl<'b, F: NorFlash> FlashStorage<'b, F> {
+    const WRITE: usize = {
+        assert!(F::WRITE_SIZE <= MAX_WRITE_SIZE && F::WRITE_SIZE > 0);
+        F::WRITE_SIZE
+    };
+
+    /// Storage over `flash` with these regions.
+    pub fn new(flash: F, regions: &'b [FlashRegion<'b>]) -> Self {
+        FlashStorage {
+            flash,
+            regions,
+            pending: [0xFF; MAX_WRITE_SIZE],
+            pending_len: 0,
+            pending_at: 0,
+        }
+    }
+
+    /// Gives the flash back.
+    pub fn into_inner(self) -> F {
+        self.flash
+    }
+
+    fn region(&self, t: &Target<'_>) -> Result<FlashRegion<'b>, StorageError> {
+        self.regions
+            .iter()
+            .find(|r| r.id == t.id.as_bytes() && r.slot == t.slot)
+            .copied()
+            .ok_or(StorageError::UnknownComponent)
+    }
+
+    fn flush(&mut self, r: &FlashRegion<'_>, pad: bool) -> Result<(), StorageError> {
+        let w = Self::WRITE;
+        if self.pending_len == 0 || (self.pending_len < w && !pad) {
+            return Ok(());
+        }
+        for b in self.pending.get_mut(self.pending_len..w).unwrap_or_default() {
+            *b = 0xFF;
+        }
+        let data = self.pending.get(..w).ok_or(StorageError::Device)?;
+        self.flash
+            .write(r.offset + self.pending_at, data)
+            .map_err(|_| StorageError::Device)?;
+        self.pending_at += w as u32;
+        self.pending_len = 0;
+        Ok(())
+    }
+}
+
+impl<F: NorFlash> ComponentStorage for FlashStorage<'_, F> {
+    fn len(&mut self, t: &Target<'_>) -> Result<u64, StorageError> {
+        Ok(u64::from(self.region(t)?.size))
+    }
+
+    fn read(&mut self, t: &Target<'_>, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
+        let r = self.region(t)?;
+        let end = offset.checked_add(buf.len() as u64).ok_or(StorageError::OutOfBounds)?;
+        if end > u64::from(r.size) {
+            return Err(StorageError::OutOfBounds);
+        }
+        let at = r.offset + u32::try_from(offset).map_err(|_| StorageError::OutOfBounds)?;
+        self.flash.read(at, buf).map_err(|_| StorageError::Device)
+    }
+
+    fn begin_write(&mut self, t: &Target<'_>, size: Option<u64>) -> Result<(), StorageError> {
+        let r = self.region(t)?;
+        let want = size.unwrap_or(u64::from(r.size));
+        if want > u64::from(r.size) {
+            return Err(StorageError::OutOfSpace);
+        }
+        // Erase only the sectors the image will occupy: fewer erases, less wear.
+        let erase = F::ERASE_SIZE as u64;
+        let span = want.div_ceil(erase) * erase;
+        let span = u32::try_from(span.min(u64::from(r.size))).map_err(|_| StorageError::OutOfSpace)?;
+        if span > 0 {
+            self.flash
+                .erase(r.offset, r.offset + span)
+                .map_err(|_| StorageError::Device)?;
+        }
+        self.pending_len = 0;
+        self.pending_at = 0;
+        Ok(())
+    }
+
+    fn write(&mut self, t: &Target<'_>, offset: u64, mut data: &[u8]) -> Result<(), StorageError> {
+        let r = self.region(t)?;
+        let w = Self::WRITE;
+        let expected = u64::from(self.pending_at) + self.pending_len as u64;
+        let end = offset.checked_add(data.len() as u64).ok_or(StorageError::OutOfSpace)?;
+        if offset != expected || end > u64::from(r.size) {
+            return Err(StorageError::OutOfSpace);
+        }
+        // Top up a partial word first.
+        if self.pending_len > 0 {
+            let take = (w - self.pending_len).min(data.len());
+            let (head, tail) = data.split_at(take);
+            self.pending
+                .get_mut(self.pending_len..self.pending_len + take)
+                .ok_or(StorageError::Device)?
+                .copy_from_slice(head);
+            self.pending_len += take;
+            data = tail;
+            self.flush(&r, false)?;
+        }
+        // Whole words straight from the chunk.
+        let whole = data.len() / w * w;
+        if whole > 0 {
+            let (body, rest) = data.split_at(whole);
+            self.flash
+                .write(r.offset + self.pending_at, body)
+                .map_err(|_| StorageError::Device)?;
+            self.pending_at += whole as u32;
+            data = rest;
+        }
+        // Keep the remainder for the next chunk.
+        self.pending
+            .get_mut(..data.len())
+            .ok_or(StorageError::Device)?
+            .copy_from_slice(data);
+        self.pending_len = data.len();
+        Ok(())
+    }
+
+    fn finish_write(&mut self, t: &Target<'_>, _len: u64) -> Result<(), StorageError> {
+        let r = self.region(t)?;
+        self.flush(&r, true)
+    }
+}

@@ -1,0 +1,97 @@
+//! Shared fixtures: keys, images, re-signed examples.
+
+use std::collections::HashMap;
+
+use suitcase_cose::{Algorithm, OwnedVerifyingKey, SigningKey, signing_key_from_pem, verifying_key_from_pem};
+use suitcase_processor::platform::{Rule, StaticKeys, TrustAnchor};
+use suitcase_testkit::resign::{Rewrite, Signer};
+use suitcase_testkit::vectors;
+
+/// Placeholder digest 0 of the spec examples (`0011…3210`).
+pub const P0: [u8; 32] = hex32("00112233445566778899aabbccddeeff0123456789abcdeffedcba9876543210");
+/// Placeholder digest 1 (`0123…eeff`).
+pub const P1: [u8; 32] = hex32("0123456789abcdeffedcba987654321000112233445566778899aabbccddeeff");
+
+const fn hex32(s: &str) -> [u8; 32] {
+    let b = s.as_bytes();
+    let mut out = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        out[i] = (nib(b[2 * i]) << 4) | nib(b[2 * i + 1]);
+        i += 1;
+    }
+    out
+}
+const fn nib(c: u8) -> u8 {
+    match c {
+        b'0'..=b'9' => c - b'0',
+        _ => c - b'a' + 10,
+    }
+}
+
+pub fn spec_public() -> OwnedVerifyingKey {
+    verifying_key_from_pem(&vectors::spec_keys().0).unwrap()
+}
+
+pub fn spec_private() -> SigningKey {
+    signing_key_from_pem(&vectors::spec_keys().1).unwrap()
+}
+
+pub fn public(set: &str, name: &str) -> OwnedVerifyingKey {
+    verifying_key_from_pem(&vectors::read_string(set, name)).unwrap()
+}
+
+/// A deterministic pseudo-random image (xorshift), so failures reproduce.
+pub fn image(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A fresh P-256 key from a fixed seed.
+pub fn p256_key(seed: u8) -> SigningKey {
+    let mut bytes = [0u8; 32];
+    bytes[0] = 1;
+    bytes[31] = seed.max(1);
+    SigningKey::P256(p256::ecdsa::SigningKey::from_bytes(&bytes.into()).unwrap())
+}
+
+/// A fresh Ed25519 key from a fixed seed.
+pub fn ed25519_key(seed: u8) -> SigningKey {
+    SigningKey::Ed25519(suitcase_cose::ed25519_dalek::SigningKey::from_bytes(&[seed; 32]))
+}
+
+/// Example `n` with its placeholder digests replaced by the digests of `images`, signed
+/// with the published key.
+pub fn resigned(n: u32, images: &[([u8; 32], &[u8])]) -> Vec<u8> {
+    rewrite(images, vec![Signer::Sign(spec_private(), Algorithm::Es256)]).apply(&vectors::spec_example(n)).unwrap()
+}
+
+pub fn rewrite(images: &[([u8; 32], &[u8])], signers: Vec<Signer>) -> Rewrite {
+    Rewrite {
+        images: images.iter().map(|(d, i)| (d.to_vec(), i.to_vec())).collect::<HashMap<_, _>>(),
+        sequence_number: None,
+        signers,
+    }
+}
+
+/// Runs `f` with a key store holding `anchors` and `rules`.
+pub fn with_keys<R>(anchors: &[&OwnedVerifyingKey], rules: &[Rule], f: impl FnOnce(&StaticKeys<'_>) -> R) -> R {
+    let list: Vec<TrustAnchor<'_>> = anchors
+        .iter()
+        .map(|k| TrustAnchor { key: k.as_verifying_key(), kid: None })
+        .collect();
+    f(&StaticKeys { anchors: &list, rules })
+}
+
+/// The published key as the only anchor.
+pub fn with_spec_key<R>(f: impl FnOnce(&StaticKeys<'_>) -> R) -> R {
+    let k = spec_public();
+    with_keys(&[&k], &[], f)
+}
