@@ -1,0 +1,83 @@
+//! Hand-built envelopes for tests of the abstract machine: terse constructors over
+//! ciborium values. Sign the result with [`crate::resign::Rewrite`].
+
+use ciborium::Value;
+use sha2::{Digest as _, Sha256};
+
+fn enc(v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    ciborium::into_writer(v, &mut out).expect("writing to a Vec cannot fail");
+    out
+}
+
+/// An integer value.
+pub fn int(i: i64) -> Value {
+    Value::Integer(i.into())
+}
+
+/// A byte-string value.
+pub fn bytes(b: &[u8]) -> Value {
+    Value::Bytes(b.to_vec())
+}
+
+/// A text value.
+pub fn text(s: &str) -> Value {
+    Value::Text(s.to_string())
+}
+
+/// `value` encoded and wrapped in a bstr.
+pub fn wrap(value: &Value) -> Value {
+    Value::Bytes(enc(value))
+}
+
+/// A command sequence as its bstr (`bstr .cbor [code, arg, …]`).
+pub fn seq(cmds: &[(i64, Value)]) -> Value {
+    let mut items = Vec::new();
+    for (c, a) in cmds {
+        items.push(int(*c));
+        items.push(a.clone());
+    }
+    wrap(&Value::Array(items))
+}
+
+/// A parameter map.
+pub fn params(p: &[(i64, Value)]) -> Value {
+    Value::Map(p.iter().map(|(k, v)| (int(*k), v.clone())).collect())
+}
+
+/// The image-digest parameter value for `image` (`bstr .cbor [-16, sha256]`).
+pub fn digest_of(image: &[u8]) -> Value {
+    wrap(&Value::Array(vec![int(-16), bytes(&Sha256::digest(image))]))
+}
+
+/// An unsigned envelope (auth wrapper with a dummy digest: [`crate::resign::Rewrite`]
+/// recomputes it). `members` are extra manifest entries (sequences by key);
+/// `integrated` are text-keyed envelope entries.
+pub fn envelope(
+    sequence_number: u64,
+    components: &[&[&[u8]]],
+    shared: Option<Value>,
+    members: &[(i64, Value)],
+    integrated: &[(&str, &[u8])],
+) -> Vec<u8> {
+    let comps = Value::Array(
+        components
+            .iter()
+            .map(|c| Value::Array(c.iter().map(|s| bytes(s)).collect()))
+            .collect(),
+    );
+    let mut common = vec![(int(2), comps)];
+    if let Some(s) = shared {
+        common.push((int(4), s));
+    }
+    let mut m = vec![
+        (int(1), int(1)),
+        (int(2), Value::Integer(sequence_number.into())),
+        (int(3), wrap(&Value::Map(common))),
+    ];
+    m.extend(members.iter().map(|(k, v)| (int(*k), v.clone())));
+    let auth = wrap(&Value::Array(vec![wrap(&Value::Array(vec![int(-16), bytes(&[0; 32])]))]));
+    let mut env = vec![(int(2), auth), (int(3), wrap(&Value::Map(m)))];
+    env.extend(integrated.iter().map(|(k, v)| (text(k), bytes(v))));
+    enc(&Value::Tag(107, Box::new(Value::Map(env))))
+}
