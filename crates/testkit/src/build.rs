@@ -81,3 +81,26 @@ pub fn envelope(
     env.extend(integrated.iter().map(|(k, v)| (text(k), bytes(v))));
     enc(&Value::Tag(107, Box::new(Value::Map(env))))
 }
+
+/// An envelope around raw manifest bytes (which need not be valid), with the auth digest
+/// computed and signed by `signers`: lets property tests and fuzzers reach the manifest
+/// decoder and the processor with inputs that pass authentication.
+pub fn sign_raw_manifest(manifest: &[u8], signers: &[crate::resign::Signer]) -> Vec<u8> {
+    use crate::resign::{Signer, bstr_encoding};
+    let whole = bstr_encoding(manifest);
+    let digest = enc(&Value::Array(vec![int(-16), bytes(&Sha256::digest(&whole))]));
+    let mut auth = vec![Value::Bytes(digest.clone())];
+    for s in signers {
+        let cose = match s {
+            Signer::Sign(k, alg) => suitcase_cose::sign1_detached(k, *alg, None, &digest),
+            Signer::Mac(k) => suitcase_cose::mac0_detached(k, None, &digest),
+        }
+        .expect("signing with a valid key");
+        auth.push(Value::Bytes(cose));
+    }
+    let env = Value::Tag(
+        107,
+        Box::new(Value::Map(vec![(int(2), wrap(&Value::Array(auth))), (int(3), Value::Bytes(manifest.to_vec()))])),
+    );
+    enc(&env)
+}
