@@ -241,6 +241,10 @@ impl<F: NorFlash> ComponentStorage for FlashStorage<'_, F> {
                 .copy_from_slice(head);
             self.pending_len += take;
             data = tail;
+            if self.pending_len < w {
+                // The chunk did not complete the word: keep it all for the next one.
+                return Ok(());
+            }
             self.flush(&r, false)?;
         }
         // Whole words straight from the chunk.
@@ -267,3 +271,6 @@ impl<F: NorFlash> ComponentStorage for FlashStorage<'_, F> {
         self.flush(&r, true)
     }
 }
+
+#[cfg(test)]
+mod tests;
