@@ -35,7 +35,10 @@ impl<'a> Authenticated<'a> {
 }
 
 /// Whether `bytes` hash to `digest` (SHA-256 only: the one algorithm the spec requires).
-pub(crate) fn digest_matches(digest: &suitcase_suit::Digest<'_>, bytes: &[u8]) -> Result<bool, Error> {
+pub(crate) fn digest_matches(
+    digest: &suitcase_suit::Digest<'_>,
+    bytes: &[u8],
+) -> Result<bool, Error> {
     match digest.algorithm {
         DigestAlgorithm::Sha256 => Ok(Sha256::digest(bytes).as_slice() == digest.bytes),
         _ => Err(Error::UnsupportedDigest),
@@ -105,7 +108,11 @@ fn verify_blocks(envelope: &Envelope<'_>, keys: &dyn KeyStore) -> Result<u32, Er
             if !anchor.key.accepts(msg.kind, msg.alg) {
                 continue;
             }
-            if anchor.key.verify(&msg, envelope.auth.signed_payload).is_ok() {
+            if anchor
+                .key
+                .verify(&msg, envelope.auth.signed_payload)
+                .is_ok()
+            {
                 signers |= 1 << i;
             }
         }

@@ -141,9 +141,18 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
         let env = *self.auth.envelope();
         let plan: &[(SequenceKind, Option<SeverableKind>)] = match self.procedure {
             Procedure::Update => &[
-                (SequenceKind::DependencyResolution, Some(SeverableKind::DependencyResolution)),
-                (SequenceKind::PayloadFetch, Some(SeverableKind::PayloadFetch)),
-                (SequenceKind::CandidateVerification, Some(SeverableKind::CandidateVerification)),
+                (
+                    SequenceKind::DependencyResolution,
+                    Some(SeverableKind::DependencyResolution),
+                ),
+                (
+                    SequenceKind::PayloadFetch,
+                    Some(SeverableKind::PayloadFetch),
+                ),
+                (
+                    SequenceKind::CandidateVerification,
+                    Some(SeverableKind::CandidateVerification),
+                ),
                 (SequenceKind::Install, Some(SeverableKind::Install)),
                 (SequenceKind::Validate, None),
             ],
@@ -196,16 +205,25 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
         self.top(kind, seq, &mut sel)
     }
 
-    fn top(&mut self, kind: SequenceKind, seq: CommandSequence<'a>, sel: &mut Selection<'a>) -> Result<(), Error> {
+    fn top(
+        &mut self,
+        kind: SequenceKind,
+        seq: CommandSequence<'a>,
+        sel: &mut Selection<'a>,
+    ) -> Result<(), Error> {
         match self.run(kind, seq, sel, Scope::TopLevel, 0) {
             Ok(()) => Ok(()),
             Err(Stop::Abort(e)) => Err(e),
-            Err(Stop::Condition(Failed::Condition(condition, component))) => Err(Error::ConditionFailed {
-                condition,
-                component,
-                sequence: kind,
-            }),
-            Err(Stop::Condition(Failed::TryEach)) => Err(Error::TryEachExhausted { sequence: kind }),
+            Err(Stop::Condition(Failed::Condition(condition, component))) => {
+                Err(Error::ConditionFailed {
+                    condition,
+                    component,
+                    sequence: kind,
+                })
+            }
+            Err(Stop::Condition(Failed::TryEach)) => {
+                Err(Error::TryEachExhausted { sequence: kind })
+            }
             // soft-failure cannot be true at top level.
             Err(Stop::Soft) => Err(Error::SoftFailureNotAllowed),
         }
@@ -229,15 +247,29 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
             .components
             .get(i)
             .ok_or(Error::ComponentIndexOutOfRange(index))?;
-        let slot = self.params.get(i).ok_or(Error::ComponentIndexOutOfRange(index))?.slot;
+        let slot = self
+            .params
+            .get(i)
+            .ok_or(Error::ComponentIndexOutOfRange(index))?
+            .slot;
         Ok(Target { index: i, id, slot })
     }
 
     fn params(&self, index: u32) -> Result<&Params<'a>, Error> {
-        self.params.get(index as usize).ok_or(Error::ComponentIndexOutOfRange(index))
+        self.params
+            .get(index as usize)
+            .ok_or(Error::ComponentIndexOutOfRange(index))
     }
 
-    fn report(&mut self, kind: SequenceKind, offset: usize, code: i64, component: u32, policy: ReportingPolicy, outcome: Outcome) {
+    fn report(
+        &mut self,
+        kind: SequenceKind,
+        offset: usize,
+        code: i64,
+        component: u32,
+        policy: ReportingPolicy,
+        outcome: Outcome,
+    ) {
         if let Some(sysinfo) = wanted(policy, outcome) {
             self.platform.reporter.record(&Record {
                 sequence: kind,
@@ -252,7 +284,14 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
 
     /// Runs one sequence. Recursion depth is bounded by the decoder's
     /// [`suitcase_suit::command::MAX_SEQUENCE_DEPTH`], checked again here.
-    fn run(&mut self, kind: SequenceKind, seq: CommandSequence<'a>, sel: &mut Selection<'a>, scope: Scope, depth: usize) -> Result<(), Stop> {
+    fn run(
+        &mut self,
+        kind: SequenceKind,
+        seq: CommandSequence<'a>,
+        sel: &mut Selection<'a>,
+        scope: Scope,
+        depth: usize,
+    ) -> Result<(), Stop> {
         if depth >= suitcase_suit::command::MAX_SEQUENCE_DEPTH {
             return Err(Stop::Abort(Error::Decode(suitcase_suit::DecodeError {
                 kind: suitcase_suit::DecodeErrorKind::TooDeep,
@@ -267,7 +306,9 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
                 Ok(()) => {}
                 // Rows 2 and 3: a condition failure here, or one handed up from a nested
                 // sequence, is decided by this sequence's soft-failure.
-                Err(Stop::Condition(f)) => return Err(if soft { Stop::Soft } else { Stop::Condition(f) }),
+                Err(Stop::Condition(f)) => {
+                    return Err(if soft { Stop::Soft } else { Stop::Condition(f) });
+                }
                 Err(other) => return Err(other),
             }
         }
@@ -275,7 +316,16 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn command(&mut self, kind: SequenceKind, offset: usize, cmd: Command<'a>, sel: &mut Selection<'a>, scope: Scope, soft: &mut bool, depth: usize) -> Result<(), Stop> {
+    fn command(
+        &mut self,
+        kind: SequenceKind,
+        offset: usize,
+        cmd: Command<'a>,
+        sel: &mut Selection<'a>,
+        scope: Scope,
+        soft: &mut bool,
+        depth: usize,
+    ) -> Result<(), Stop> {
         match cmd {
             Command::SetComponentIndex(arg) => {
                 *sel = match arg {
@@ -298,7 +348,11 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
             Command::Condition(c, policy) => {
                 for i in self.indices(sel)? {
                     let ok = self.condition(c, i)?;
-                    let outcome = if ok { Outcome::Success } else { Outcome::Failure };
+                    let outcome = if ok {
+                        Outcome::Success
+                    } else {
+                        Outcome::Failure
+                    };
                     self.report(kind, offset, cmd.code(), i, policy, outcome);
                     if !ok {
                         return Err(Stop::Condition(Failed::Condition(c, i)));
@@ -309,7 +363,11 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
             Command::Directive(d, policy) => {
                 for i in self.indices(sel)? {
                     let r = self.directive(d, i);
-                    let outcome = if r.is_ok() { Outcome::Success } else { Outcome::Failure };
+                    let outcome = if r.is_ok() {
+                        Outcome::Success
+                    } else {
+                        Outcome::Failure
+                    };
                     self.report(kind, offset, cmd.code(), i, policy, outcome);
                     r?;
                 }
@@ -336,8 +394,8 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
                 for entry in map.parameters() {
                     let (i, p) = entry.map_err(Error::from)?;
                     self.check_index(i)?;
-                    let mut one = Selection::One(i);
-                    self.set_params(p, &mut one, scope, soft, false)?;
+                    let one = Selection::One(i);
+                    self.set_params(p, &one, scope, soft, false)?;
                 }
                 Ok(())
             }
@@ -346,7 +404,10 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
                     let (src, codes) = entry.map_err(Error::from)?;
                     let from = *self.params(src)?;
                     for i in self.indices(sel)? {
-                        let to = self.params.get_mut(i as usize).ok_or(Error::ComponentIndexOutOfRange(i))?;
+                        let to = self
+                            .params
+                            .get_mut(i as usize)
+                            .ok_or(Error::ComponentIndexOutOfRange(i))?;
                         for code in codes.iter() {
                             if !to.copy_from(&from, code) {
                                 return Err(Stop::Abort(Error::UnsupportedParameter(code)));
@@ -369,7 +430,14 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
         }
     }
 
-    fn set_params(&mut self, p: Parameters<'a>, sel: &Selection<'a>, scope: Scope, soft: &mut bool, only_if_unset: bool) -> Result<(), Stop> {
+    fn set_params(
+        &mut self,
+        p: Parameters<'a>,
+        sel: &Selection<'a>,
+        scope: Scope,
+        soft: &mut bool,
+        only_if_unset: bool,
+    ) -> Result<(), Stop> {
         for param in p.iter() {
             match param {
                 Parameter::SoftFailure(v) => {
@@ -381,17 +449,22 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
                 // A serial processor runs everything in order already (§6.7 makes
                 // parallel processing optional).
                 Parameter::StrictOrder(_) => {}
-                Parameter::Custom(code, _) => return Err(Stop::Abort(Error::UnsupportedParameter(code))),
+                Parameter::Custom(code, _) => {
+                    return Err(Stop::Abort(Error::UnsupportedParameter(code)));
+                }
                 other => {
                     for i in self.indices(sel)? {
-                        let slot = self.params.get_mut(i as usize).ok_or(Error::ComponentIndexOutOfRange(i))?;
+                        let slot = self
+                            .params
+                            .get_mut(i as usize)
+                            .ok_or(Error::ComponentIndexOutOfRange(i))?;
                         slot.apply(other, only_if_unset);
-                        // A new digest, size or slot makes a cached digest of this run's
-                        // write meaningless for the new target.
-                        if matches!(other, Parameter::ComponentSlot(_)) {
-                            if let Some(w) = self.written.get_mut(i as usize) {
-                                *w = None;
-                            }
+                        // The cached digest describes what was written to the
+                        // component's previous slot; a new slot is another storage area.
+                        if matches!(other, Parameter::ComponentSlot(_))
+                            && let Some(w) = self.written.get_mut(i as usize)
+                        {
+                            *w = None;
                         }
                     }
                 }
@@ -400,7 +473,13 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
         Ok(())
     }
 
-    fn try_each(&mut self, kind: SequenceKind, t: TryEach<'a>, i: u32, depth: usize) -> Result<(), Stop> {
+    fn try_each(
+        &mut self,
+        kind: SequenceKind,
+        t: TryEach<'a>,
+        i: u32,
+        depth: usize,
+    ) -> Result<(), Stop> {
         for branch in t.branches() {
             let branch = branch.map_err(Error::from)?;
             let mut inner = Selection::One(i);
@@ -425,10 +504,14 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
         let identity = self.platform.identity;
         Ok(match c {
             // A condition whose parameter is unset fails (§8.4.9).
-            Condition::VendorIdentifier => p.vendor.is_some_and(|v: VendorId<'_>| identity.vendor_matches(&t, v)),
+            Condition::VendorIdentifier => p
+                .vendor
+                .is_some_and(|v: VendorId<'_>| identity.vendor_matches(&t, v)),
             Condition::ClassIdentifier => p.class.is_some_and(|v| identity.class_matches(&t, v)),
             Condition::DeviceIdentifier => p.device.is_some_and(|v| identity.device_matches(&t, v)),
-            Condition::ComponentSlot => p.slot.is_some_and(|s| identity.slot_matches(&t, s, self.procedure)),
+            Condition::ComponentSlot => p
+                .slot
+                .is_some_and(|s| identity.slot_matches(&t, s, self.procedure)),
             Condition::ImageMatch => self.image_matches(i, &t, &p)?.unwrap_or(false),
             Condition::ImageNotMatch => matches!(self.image_matches(i, &t, &p)?, Some(false)),
             Condition::CheckContent => match p.content {
@@ -440,12 +523,21 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
                 (Some(limit), Some(now)) => now <= limit,
                 _ => false,
             },
-            other => return Err(Error::UnsupportedCommand(suitcase_suit::command::condition_code(other))),
+            other => {
+                return Err(Error::UnsupportedCommand(
+                    suitcase_suit::command::condition_code(other),
+                ));
+            }
         })
     }
 
     /// `None` when no digest is set (image-match fails, image-not-match fails too).
-    fn image_matches(&mut self, i: u32, t: &Target<'a>, p: &Params<'a>) -> Result<Option<bool>, Error> {
+    fn image_matches(
+        &mut self,
+        i: u32,
+        t: &Target<'a>,
+        p: &Params<'a>,
+    ) -> Result<Option<bool>, Error> {
         let Some(d) = p.digest else { return Ok(None) };
         if d.algorithm != suitcase_suit::DigestAlgorithm::Sha256 {
             return Err(Error::UnsupportedDigest);
@@ -459,7 +551,10 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
             Some(s) => s,
             None => self.platform.storage.len(t)?,
         };
-        Ok(Some(pipeline::digest_component(self.platform.storage, t, len)?.is_some_and(|h| h.as_slice() == d.bytes)))
+        Ok(Some(
+            pipeline::digest_component(self.platform.storage, t, len)?
+                .is_some_and(|h| h.as_slice() == d.bytes),
+        ))
     }
 
     fn directive(&mut self, d: Directive, i: u32) -> Result<(), Error> {
@@ -467,22 +562,33 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
         let p = *self.params(i)?;
         match d {
             Directive::Write => {
-                let content = p.content.ok_or(Error::MissingParameter { parameter: 18, component: i })?;
+                let content = p.content.ok_or(Error::MissingParameter {
+                    parameter: 18,
+                    component: i,
+                })?;
                 self.install(i, &t, &p, Source::Bytes(content))
             }
             Directive::Fetch => {
-                let uri = p.uri.ok_or(Error::MissingParameter { parameter: 21, component: i })?;
+                let uri = p.uri.ok_or(Error::MissingParameter {
+                    parameter: 21,
+                    component: i,
+                })?;
                 if uri.starts_with('#') {
                     // Integrated payload: carried in the envelope under its URI.
                     let env = *self.auth.envelope();
-                    let bytes = env.integrated(uri).ok_or(Error::Fetch(crate::platform::FetchError::NotFound))?;
+                    let bytes = env
+                        .integrated(uri)
+                        .ok_or(Error::Fetch(crate::platform::FetchError::NotFound))?;
                     self.install(i, &t, &p, Source::Bytes(bytes))
                 } else {
                     self.install_fetched(i, &t, &p, uri)
                 }
             }
             Directive::Copy => {
-                let src = p.source.ok_or(Error::MissingParameter { parameter: 22, component: i })?;
+                let src = p.source.ok_or(Error::MissingParameter {
+                    parameter: 22,
+                    component: i,
+                })?;
                 if src == i {
                     return Err(Error::SourceIsDestination);
                 }
@@ -495,7 +601,10 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
                 self.install(i, &t, &p, Source::Component(st, len))
             }
             Directive::Swap => {
-                let src = p.source.ok_or(Error::MissingParameter { parameter: 22, component: i })?;
+                let src = p.source.ok_or(Error::MissingParameter {
+                    parameter: 22,
+                    component: i,
+                })?;
                 if src == i {
                     return Err(Error::SourceIsDestination);
                 }
@@ -508,12 +617,24 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
                 self.components_written |= (1 << i) | (1 << src);
                 Ok(())
             }
-            Directive::Invoke => self.platform.invoker.invoke(&t, p.invoke_args).map_err(Error::from),
-            other => Err(Error::UnsupportedCommand(suitcase_suit::command::directive_code(other))),
+            Directive::Invoke => self
+                .platform
+                .invoker
+                .invoke(&t, p.invoke_args)
+                .map_err(Error::from),
+            other => Err(Error::UnsupportedCommand(
+                suitcase_suit::command::directive_code(other),
+            )),
         }
     }
 
-    fn install_fetched(&mut self, i: u32, t: &Target<'a>, p: &Params<'a>, uri: &str) -> Result<(), Error> {
+    fn install_fetched(
+        &mut self,
+        i: u32,
+        t: &Target<'a>,
+        p: &Params<'a>,
+        uri: &str,
+    ) -> Result<(), Error> {
         if p.encryption_info.is_some() {
             return Err(Error::UnsupportedParameter(19));
         }
@@ -524,7 +645,13 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
         self.record_write(i, w)
     }
 
-    fn install(&mut self, i: u32, t: &Target<'a>, p: &Params<'a>, source: Source<'_, 'a>) -> Result<(), Error> {
+    fn install(
+        &mut self,
+        i: u32,
+        t: &Target<'a>,
+        p: &Params<'a>,
+        source: Source<'_, 'a>,
+    ) -> Result<(), Error> {
         // Decryption belongs in this pass (a Transform); until it is built, an encrypted
         // payload is refused rather than written as ciphertext.
         if p.encryption_info.is_some() {
@@ -535,7 +662,10 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
     }
 
     fn record_write(&mut self, i: u32, w: Result<Written, Error>) -> Result<(), Error> {
-        let slot = self.written.get_mut(i as usize).ok_or(Error::ComponentIndexOutOfRange(i))?;
+        let slot = self
+            .written
+            .get_mut(i as usize)
+            .ok_or(Error::ComponentIndexOutOfRange(i))?;
         *slot = None;
         let w = w?;
         *slot = Some(w);

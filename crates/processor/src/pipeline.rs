@@ -67,7 +67,9 @@ pub fn install(
             Source::Bytes(b) => {
                 let n = b.len().min(CHUNK);
                 let (head, tail) = b.split_at(n);
-                buf.get_mut(..n).ok_or(Error::Storage(StorageError::OutOfBounds))?.copy_from_slice(head);
+                buf.get_mut(..n)
+                    .ok_or(Error::Storage(StorageError::OutOfBounds))?
+                    .copy_from_slice(head);
                 *b = tail;
                 n
             }
@@ -76,7 +78,9 @@ pub fn install(
                 let left = len.saturating_sub(off);
                 let n = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
                 if n > 0 {
-                    let part = buf.get_mut(..n).ok_or(Error::Storage(StorageError::OutOfBounds))?;
+                    let part = buf
+                        .get_mut(..n)
+                        .ok_or(Error::Storage(StorageError::OutOfBounds))?;
                     storage.read(src, off, part)?;
                 }
                 n
@@ -89,7 +93,9 @@ pub fn install(
         if limit.is_some_and(|l| end > l) {
             return Err(Error::ImageSizeExceeded);
         }
-        let chunk = buf.get_mut(..n).ok_or(Error::Storage(StorageError::OutOfBounds))?;
+        let chunk = buf
+            .get_mut(..n)
+            .ok_or(Error::Storage(StorageError::OutOfBounds))?;
         if let Some(t) = transform.as_deref_mut() {
             t.apply(chunk)?;
         }
@@ -97,7 +103,7 @@ pub fn install(
         storage.write(dst, off, chunk)?;
         off = end;
     }
-    if let Some(t) = transform.as_deref_mut() {
+    if let Some(t) = transform {
         t.finish()?;
     }
     storage.finish_write(dst, off)?;
@@ -119,7 +125,9 @@ pub fn digest_component(
     let mut off = 0u64;
     while off < len {
         let n = usize::try_from(len - off).unwrap_or(CHUNK).min(CHUNK);
-        let part = buf.get_mut(..n).ok_or(Error::Storage(StorageError::OutOfBounds))?;
+        let part = buf
+            .get_mut(..n)
+            .ok_or(Error::Storage(StorageError::OutOfBounds))?;
         match storage.read(target, off, part) {
             Ok(()) => {}
             Err(StorageError::OutOfBounds) => return Ok(None),
@@ -143,7 +151,9 @@ pub fn content_equals(
     let mut buf = [0u8; CHUNK];
     let mut off = 0usize;
     for want in expected.chunks(CHUNK) {
-        let part = buf.get_mut(..want.len()).ok_or(Error::Storage(StorageError::OutOfBounds))?;
+        let part = buf
+            .get_mut(..want.len())
+            .ok_or(Error::Storage(StorageError::OutOfBounds))?;
         match storage.read(target, off as u64, part) {
             Ok(()) => {
                 for (a, b) in part.iter().zip(want) {

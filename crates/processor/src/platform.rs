@@ -54,7 +54,12 @@ pub trait ComponentStorage {
     /// raw flash area: its capacity).
     fn len(&mut self, target: &Target<'_>) -> Result<u64, StorageError>;
     /// Reads `buf.len()` bytes at `offset`.
-    fn read(&mut self, target: &Target<'_>, offset: u64, buf: &mut [u8]) -> Result<(), StorageError>;
+    fn read(
+        &mut self,
+        target: &Target<'_>,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<(), StorageError>;
     /// Prepares the component to receive a new image of up to `size` bytes (erases it).
     fn begin_write(&mut self, target: &Target<'_>, size: Option<u64>) -> Result<(), StorageError>;
     /// Writes the next chunk. Chunks arrive in order with no gaps; their lengths need not

@@ -39,7 +39,9 @@ impl<'b> MemoryStorage<'_, 'b> {
     }
     fn get(&mut self, t: &Target<'_>) -> Result<&mut MemoryComponent<'b>, StorageError> {
         let i = self.index(t)?;
-        self.components.get_mut(i).ok_or(StorageError::UnknownComponent)
+        self.components
+            .get_mut(i)
+            .ok_or(StorageError::UnknownComponent)
     }
 }
 
@@ -51,7 +53,9 @@ impl ComponentStorage for MemoryStorage<'_, '_> {
     fn read(&mut self, t: &Target<'_>, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
         let c = self.get(t)?;
         let start = usize::try_from(offset).map_err(|_| StorageError::OutOfBounds)?;
-        let end = start.checked_add(buf.len()).ok_or(StorageError::OutOfBounds)?;
+        let end = start
+            .checked_add(buf.len())
+            .ok_or(StorageError::OutOfBounds)?;
         if end > c.len {
             return Err(StorageError::OutOfBounds);
         }
@@ -71,7 +75,9 @@ impl ComponentStorage for MemoryStorage<'_, '_> {
     fn write(&mut self, t: &Target<'_>, offset: u64, data: &[u8]) -> Result<(), StorageError> {
         let c = self.get(t)?;
         let start = usize::try_from(offset).map_err(|_| StorageError::OutOfSpace)?;
-        let end = start.checked_add(data.len()).ok_or(StorageError::OutOfSpace)?;
+        let end = start
+            .checked_add(data.len())
+            .ok_or(StorageError::OutOfSpace)?;
         c.data
             .get_mut(start..end)
             .ok_or(StorageError::OutOfSpace)?
@@ -175,7 +181,11 @@ impl<'b, F: NorFlash> FlashStorage<'b, F> {
         if self.pending_len == 0 || (self.pending_len < w && !pad) {
             return Ok(());
         }
-        for b in self.pending.get_mut(self.pending_len..w).unwrap_or_default() {
+        for b in self
+            .pending
+            .get_mut(self.pending_len..w)
+            .unwrap_or_default()
+        {
             *b = 0xFF;
         }
         let data = self.pending.get(..w).ok_or(StorageError::Device)?;
@@ -195,7 +205,9 @@ impl<F: NorFlash> ComponentStorage for FlashStorage<'_, F> {
 
     fn read(&mut self, t: &Target<'_>, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
         let r = self.region(t)?;
-        let end = offset.checked_add(buf.len() as u64).ok_or(StorageError::OutOfBounds)?;
+        let end = offset
+            .checked_add(buf.len() as u64)
+            .ok_or(StorageError::OutOfBounds)?;
         if end > u64::from(r.size) {
             return Err(StorageError::OutOfBounds);
         }
@@ -212,7 +224,8 @@ impl<F: NorFlash> ComponentStorage for FlashStorage<'_, F> {
         // Erase only the sectors the image will occupy: fewer erases, less wear.
         let erase = F::ERASE_SIZE as u64;
         let span = want.div_ceil(erase) * erase;
-        let span = u32::try_from(span.min(u64::from(r.size))).map_err(|_| StorageError::OutOfSpace)?;
+        let span =
+            u32::try_from(span.min(u64::from(r.size))).map_err(|_| StorageError::OutOfSpace)?;
         if span > 0 {
             self.flash
                 .erase(r.offset, r.offset + span)
@@ -227,7 +240,9 @@ impl<F: NorFlash> ComponentStorage for FlashStorage<'_, F> {
         let r = self.region(t)?;
         let w = Self::WRITE;
         let expected = u64::from(self.pending_at) + self.pending_len as u64;
-        let end = offset.checked_add(data.len() as u64).ok_or(StorageError::OutOfSpace)?;
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or(StorageError::OutOfSpace)?;
         if offset != expected || end > u64::from(r.size) {
             return Err(StorageError::OutOfSpace);
         }

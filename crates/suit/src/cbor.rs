@@ -114,15 +114,26 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
+    /// Maps a minicbor failure at `at` to our error kinds, looking at the item itself
+    /// (only on the error path, so the success path pays for one decode, not two).
+    fn fail(&self, at: usize, e: &minicbor::decode::Error) -> DecodeError {
+        let mut probe = self.d.clone();
+        probe.set_position(at - self.base);
+        let kind = match probe.datatype() {
+            Ok(Type::BytesIndef | Type::StringIndef | Type::ArrayIndef | Type::MapIndef) => {
+                K::IndefiniteLength
+            }
+            Ok(Type::Unknown(_) | Type::Break) | Err(_) => K::Malformed,
+            Ok(_) if e.is_end_of_input() => K::Malformed,
+            Ok(_) if e.is_type_mismatch() => K::UnexpectedType,
+            Ok(_) => K::IntegerOverflow,
+        };
+        DecodeError::new(kind, at)
+    }
+
     pub(crate) fn u64(&mut self) -> Result<u64> {
         let at = self.offset();
-        match self.peek()? {
-            Type::U8 | Type::U16 | Type::U32 | Type::U64 => {
-                let v = self.d.u64();
-                self.lift(at, v)
-            }
-            _ => self.err(K::UnexpectedType),
-        }
+        self.d.u64().map_err(|e| self.fail(at, &e))
     }
 
     /// An unsigned integer that must fit in `u32`.
@@ -135,14 +146,7 @@ impl<'a> Reader<'a> {
     /// Any CBOR integer that fits in `i64` (keys, algorithm ids, command codes).
     pub(crate) fn i64(&mut self) -> Result<i64> {
         let at = self.offset();
-        match self.peek()? {
-            Type::U8 | Type::U16 | Type::U32 | Type::U64 | Type::I8 | Type::I16 | Type::I32
-            | Type::I64 | Type::Int => {
-                let v = self.d.i64();
-                self.lift(at, v)
-            }
-            _ => self.err(K::UnexpectedType),
-        }
+        self.d.i64().map_err(|e| self.fail(at, &e))
     }
 
     pub(crate) fn is_int(&self) -> bool {
@@ -162,29 +166,17 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn bool(&mut self) -> Result<bool> {
         let at = self.offset();
-        if self.peek()? != Type::Bool {
-            return self.err(K::UnexpectedType);
-        }
-        let v = self.d.bool();
-        self.lift(at, v)
+        self.d.bool().map_err(|e| self.fail(at, &e))
     }
 
     pub(crate) fn null(&mut self) -> Result<()> {
         let at = self.offset();
-        if self.peek()? != Type::Null {
-            return self.err(K::UnexpectedType);
-        }
-        let v = self.d.null();
-        self.lift(at, v)
+        self.d.null().map_err(|e| self.fail(at, &e))
     }
 
     pub(crate) fn bytes(&mut self) -> Result<&'a [u8]> {
         let at = self.offset();
-        if self.peek()? != Type::Bytes {
-            return self.err(K::UnexpectedType);
-        }
-        let v = self.d.bytes();
-        self.lift(at, v)
+        self.d.bytes().map_err(|e| self.fail(at, &e))
     }
 
     /// A bstr, returned with its CBOR header (`whole`) and without (`inner`), plus the
@@ -208,20 +200,15 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn str(&mut self) -> Result<&'a str> {
         let at = self.offset();
-        if self.peek()? != Type::String {
-            return self.err(K::UnexpectedType);
-        }
-        let v = self.d.str();
-        self.lift(at, v)
+        self.d.str().map_err(|e| self.fail(at, &e))
     }
 
     pub(crate) fn tag(&mut self) -> Result<u64> {
         let at = self.offset();
-        if self.peek()? != Type::Tag {
-            return self.err(K::UnexpectedType);
-        }
-        let v = self.d.tag();
-        self.lift(at, v).map(|t| t.as_u64())
+        self.d
+            .tag()
+            .map(|t| t.as_u64())
+            .map_err(|e| self.fail(at, &e))
     }
 
     /// Skips one item of any type, refusing indefinite lengths and nesting deeper than
@@ -259,6 +246,15 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The raw encoding of the next item, which was validated before (so minicbor's own
+    /// skip, without our per-item checks, is safe and several times faster).
+    pub(crate) fn raw_trusted(&mut self) -> Result<&'a [u8]> {
+        let start = self.d.position();
+        let at = self.offset();
+        self.d.skip().map_err(|e| self.fail(at, &e))?;
+        Ok(self.since(start))
+    }
+
     /// The raw encoding of the next item, consumed.
     pub(crate) fn raw_item(&mut self, depth: usize) -> Result<&'a [u8]> {
         let start = self.d.position();
@@ -285,8 +281,37 @@ impl<'a> Reader<'a> {
 
     /// Checks that the `n` key/value pairs of the map whose first key starts at relative
     /// position `first` have distinct keys. Quadratic but allocation-free; maps in SUIT
-    /// are small and their length was already bounded by the input size.
+    /// are small and their length was already bounded by the input size. Call it after
+    /// the map's entries were read (validated): it re-walks them with minicbor's skip.
     pub(crate) fn ensure_unique_keys(&self, first: usize, n: usize, depth: usize) -> Result<()> {
+        // Fast path: SUIT maps are keyed by small integers; a 128-bit set covers -64..64.
+        let mut fast = Reader {
+            d: Decoder::new(self.d.input()),
+            base: self.base,
+        };
+        fast.d.set_position(first);
+        let mut seen: u128 = 0;
+        let mut all_small = true;
+        for _ in 0..n {
+            let key_at = fast.offset();
+            match fast.key_repr(depth)? {
+                KeyRepr::Int(k) if (-64..64).contains(&k) => {
+                    let bit = 1u128 << ((k + 64) as u32);
+                    if seen & bit != 0 {
+                        return Err(DecodeError::new(K::DuplicateKey, key_at));
+                    }
+                    seen |= bit;
+                }
+                _ => {
+                    all_small = false;
+                    break;
+                }
+            }
+            fast.raw_trusted()?;
+        }
+        if all_small {
+            return Ok(());
+        }
         let mut outer = Reader {
             d: Decoder::new(self.d.input()),
             base: self.base,
@@ -295,7 +320,7 @@ impl<'a> Reader<'a> {
         for i in 0..n {
             let key_at = outer.offset();
             let key = outer.key_repr(depth)?;
-            outer.skip(depth)?;
+            outer.raw_trusted()?;
             let mut inner = Reader {
                 d: Decoder::new(self.d.input()),
                 base: self.base,
@@ -305,7 +330,7 @@ impl<'a> Reader<'a> {
                 if inner.key_repr(depth)? == key {
                     return Err(DecodeError::new(K::DuplicateKey, key_at));
                 }
-                inner.skip(depth)?;
+                inner.raw_trusted()?;
             }
         }
         Ok(())

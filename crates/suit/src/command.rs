@@ -151,7 +151,11 @@ impl<'a> TryEach<'a> {
     pub fn branches(&self) -> impl Iterator<Item = Result<CommandSequence<'a>>> + use<'a> {
         let mut r = Reader::new(self.raw, self.base);
         let n = r.array().unwrap_or(0);
-        let count = if self.has_empty_fallback { n.saturating_sub(1) } else { n };
+        let count = if self.has_empty_fallback {
+            n.saturating_sub(1)
+        } else {
+            n
+        };
         (0..count).map(move |_| {
             let w = r.bytes_with_header()?;
             Ok(CommandSequence {
@@ -201,7 +205,12 @@ impl<'a> IndexedMap<'a> {
             for _ in 0..k {
                 r.i64()?;
             }
-            Ok((idx, CodeList { raw: r.since(start) }))
+            Ok((
+                idx,
+                CodeList {
+                    raw: r.since(start),
+                },
+            ))
         })
     }
 }
@@ -368,7 +377,10 @@ impl<'a> CommandSequence<'a> {
         let mut r = Reader::new(bytes, 0);
         Self::validate(&mut r, 0, false)?;
         r.finish()?;
-        Ok(CommandSequence { raw: bytes, base: 0 })
+        Ok(CommandSequence {
+            raw: bytes,
+            base: 0,
+        })
     }
 
     fn validate(r: &mut Reader<'a>, depth: usize, shared: bool) -> Result<()> {
@@ -380,7 +392,7 @@ impl<'a> CommandSequence<'a> {
             return r.err(K::InvalidValue);
         }
         for _ in 0..n / 2 {
-            read_command(r, depth, shared)?;
+            read_command(r, depth, shared, Mode::Validate)?;
         }
         Ok(())
     }
@@ -418,16 +430,82 @@ impl<'a> Iterator for CommandIter<'a> {
         }
         self.left -= 1;
         let at = self.r.pos();
-        // Already validated; depth 0 here only loosens the bound, never tightens it.
-        Some(read_command(&mut self.r, 0, false).map(|c| (at, c)))
+        // Already validated when the manifest was decoded: read without re-checking.
+        Some(read_command(&mut self.r, 0, false, Mode::Trusted).map(|c| (at, c)))
     }
 }
 
-fn read_command<'a>(r: &mut Reader<'a>, depth: usize, shared: bool) -> Result<Command<'a>> {
+/// Whether a read validates nested content (decode time) or trusts it (iteration over a
+/// sequence validated earlier: re-validating nested branches and parameter maps on every
+/// step would make the interpreter quadratic).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Validate,
+    Trusted,
+}
+
+/// The structured arguments, read without validation; `None` for the simple commands,
+/// which the common path reads as cheaply.
+fn read_trusted<'a>(r: &mut Reader<'a>) -> Result<Option<Command<'a>>> {
+    let mut probe = r.clone();
+    let code = probe.i64()?;
+    Ok(Some(match code {
+        15 => {
+            let base = probe.offset();
+            let start = probe.pos();
+            let n = probe.array()?;
+            let mut has_nil = false;
+            for i in 0..n {
+                if i + 1 == n && probe.peek()? == minicbor::data::Type::Null {
+                    probe.null()?;
+                    has_nil = true;
+                } else {
+                    probe.bytes()?;
+                }
+            }
+            Command::TryEach(TryEach {
+                raw: probe.since(start),
+                base,
+                has_empty_fallback: has_nil,
+            })
+        }
+        19 | 20 => {
+            let base = probe.offset();
+            let p = Parameters::trusted(probe.raw_trusted()?, base);
+            if code == 19 {
+                Command::SetParameters(p)
+            } else {
+                Command::OverrideParameters(p)
+            }
+        }
+        32 => Command::RunSequence(CommandSequence::from_validated(probe.bytes_with_header()?)),
+        _ => return Ok(None),
+    }))
+    .inspect(|c| {
+        if c.is_some() {
+            *r = probe.clone();
+        }
+    })
+}
+
+fn read_command<'a>(
+    r: &mut Reader<'a>,
+    depth: usize,
+    shared: bool,
+    mode: Mode,
+) -> Result<Command<'a>> {
+    if mode == Mode::Trusted
+        && let Some(c) = read_trusted(r)?
+    {
+        return Ok(c);
+    }
     let at = r.offset();
     let code = r.i64()?;
     if shared && !(condition_of(code).is_some() || matches!(code, 12 | 15 | 20 | 32)) {
-        return Err(DecodeError::new(K::CommandNotAllowedInSharedSequence(code), at));
+        return Err(DecodeError::new(
+            K::CommandNotAllowedInSharedSequence(code),
+            at,
+        ));
     }
     if let Some(c) = condition_of(code) {
         return Ok(Command::Condition(c, ReportingPolicy(r.u32()?)));
@@ -454,7 +532,9 @@ fn read_command<'a>(r: &mut Reader<'a>, depth: usize, shared: bool) -> Result<Co
                     for _ in 0..n {
                         r.u32()?;
                     }
-                    Command::SetComponentIndex(IndexArg::List(IndexList { raw: r.since(start) }))
+                    Command::SetComponentIndex(IndexArg::List(IndexList {
+                        raw: r.since(start),
+                    }))
                 }
                 _ => Command::SetComponentIndex(IndexArg::One(r.u32()?)),
             }

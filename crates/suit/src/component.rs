@@ -1,8 +1,8 @@
 //! Component identifiers (`[* bstr]`) and the component list of SUIT_Common.
 
+use crate::MAX_COMPONENTS;
 use crate::cbor::{Reader, Result};
 use crate::error::DecodeErrorKind as K;
-use crate::MAX_COMPONENTS;
 
 /// A SUIT_Component_Identifier: an array of byte strings, kept encoded.
 ///
@@ -20,7 +20,9 @@ impl<'a> ComponentId<'a> {
         for _ in 0..n {
             r.bytes()?;
         }
-        Ok(ComponentId { raw: r.since(start) })
+        Ok(ComponentId {
+            raw: r.since(start),
+        })
     }
 
     /// Decodes an identifier that fills `raw` exactly.
@@ -106,7 +108,11 @@ impl<'a> Components<'a> {
     /// The identifiers, in index order.
     pub fn iter(&self) -> impl Iterator<Item = ComponentId<'a>> + use<'a> {
         let mut r = Reader::new(self.raw, 0);
-        let n = if self.raw.is_empty() { 0 } else { r.array().unwrap_or(0) };
+        let n = if self.raw.is_empty() {
+            0
+        } else {
+            r.array().unwrap_or(0)
+        };
         (0..n).map_while(move |_| ComponentId::read(&mut r).ok())
     }
 }

@@ -70,8 +70,8 @@ impl<'a> Digest<'a> {
         }
         let at = r.offset();
         let id = r.i64()?;
-        let algorithm =
-            DigestAlgorithm::from_cose(id).ok_or(DecodeError::new(K::UnknownDigestAlgorithm(id), at))?;
+        let algorithm = DigestAlgorithm::from_cose(id)
+            .ok_or(DecodeError::new(K::UnknownDigestAlgorithm(id), at))?;
         let at = r.offset();
         let bytes = r.bytes()?;
         if bytes.len() != algorithm.output_len() {

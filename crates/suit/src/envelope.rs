@@ -185,7 +185,10 @@ impl<'a> Envelope<'a> {
             if let Some(w) = carried
                 && !matches!(manifest.member(kind), Member::Severed(_))
             {
-                return Err(DecodeError::new(K::UnauthenticatedMember(kind.key()), w.inner_base));
+                return Err(DecodeError::new(
+                    K::UnauthenticatedMember(kind.key()),
+                    w.inner_base,
+                ));
             }
         }
         Ok(manifest)

@@ -232,10 +232,15 @@ impl<'a> Manifest<'a> {
         r.ensure_unique_keys(first, n, 0)?;
         r.finish()?;
         if version.is_none() {
-            return Err(DecodeError::new(K::Missing(Element::ManifestVersion), map_at));
+            return Err(DecodeError::new(
+                K::Missing(Element::ManifestVersion),
+                map_at,
+            ));
         }
-        m.sequence_number =
-            seq.ok_or(DecodeError::new(K::Missing(Element::SequenceNumber), map_at))?;
+        m.sequence_number = seq.ok_or(DecodeError::new(
+            K::Missing(Element::SequenceNumber),
+            map_at,
+        ))?;
         m.common = common.ok_or(DecodeError::new(K::Missing(Element::Common), map_at))?;
         Ok(m)
     }

@@ -199,7 +199,10 @@ impl<'a> Parameters<'a> {
         for _ in 0..n {
             let p = read_parameter(r, depth)?;
             if shared && matches!(p, Parameter::Custom(..)) {
-                return Err(DecodeError::new(K::CommandNotAllowedInSharedSequence(p.code()), base));
+                return Err(DecodeError::new(
+                    K::CommandNotAllowedInSharedSequence(p.code()),
+                    base,
+                ));
             }
         }
         r.ensure_unique_keys(first, n, depth)?;
@@ -207,6 +210,11 @@ impl<'a> Parameters<'a> {
             raw: r.since(start),
             base,
         })
+    }
+
+    /// A map validated earlier, re-read from its bytes.
+    pub(crate) fn trusted(raw: &'a [u8], base: usize) -> Self {
+        Parameters { raw, base }
     }
 
     /// The encoded map.

@@ -17,7 +17,13 @@ fn parameter() -> impl Strategy<Value = (i64, Value)> {
         proptest::array::uniform16(any::<u8>()).prop_map(|u| (1, Value::Bytes(u.to_vec()))),
         proptest::array::uniform16(any::<u8>()).prop_map(|u| (2, Value::Bytes(u.to_vec()))),
         proptest::array::uniform32(any::<u8>()).prop_map(|d| {
-            (3, Value::Bytes(enc(&Value::Array(vec![Value::Integer((-16).into()), Value::Bytes(d.to_vec())]))))
+            (
+                3,
+                Value::Bytes(enc(&Value::Array(vec![
+                    Value::Integer((-16).into()),
+                    Value::Bytes(d.to_vec()),
+                ]))),
+            )
         }),
         any::<u64>().prop_map(|v| (5, Value::Integer(v.into()))),
         any::<bool>().prop_map(|v| (12, Value::Bool(v))),
@@ -39,14 +45,22 @@ fn check(p: &Parameter<'_>, code: i64, v: &Value) {
         | (Parameter::Content(b), Value::Bytes(e))
         | (Parameter::InvokeArgs(b), Value::Bytes(e)) => assert_eq!(*b, &e[..]),
         (Parameter::ImageDigest(d), Value::Bytes(e)) => assert_eq!(*d, Digest::decode(e).unwrap()),
-        (Parameter::ComponentSlot(x), Value::Integer(i)) | (Parameter::ImageSize(x), Value::Integer(i)) => {
+        (Parameter::ComponentSlot(x), Value::Integer(i))
+        | (Parameter::ImageSize(x), Value::Integer(i)) => {
             assert_eq!(i128::from(*x), i128::from(*i))
         }
-        (Parameter::SourceComponent(x), Value::Integer(i)) => assert_eq!(i128::from(*x), i128::from(*i)),
-        (Parameter::UpdatePriority(x), Value::Integer(i)) => assert_eq!(i128::from(*x), i128::from(*i)),
+        (Parameter::SourceComponent(x), Value::Integer(i)) => {
+            assert_eq!(i128::from(*x), i128::from(*i))
+        }
+        (Parameter::UpdatePriority(x), Value::Integer(i)) => {
+            assert_eq!(i128::from(*x), i128::from(*i))
+        }
         (Parameter::StrictOrder(x), Value::Bool(b)) => assert_eq!(x, b),
         (Parameter::Uri(s), Value::Text(t)) => assert_eq!(s, t),
-        (Parameter::Custom(_, suitcase_suit::parameter::CustomValue::Int(x)), Value::Integer(i)) => {
+        (
+            Parameter::Custom(_, suitcase_suit::parameter::CustomValue::Int(x)),
+            Value::Integer(i),
+        ) => {
             assert_eq!(i128::from(*x), i128::from(*i))
         }
         other => panic!("unexpected {other:?}"),

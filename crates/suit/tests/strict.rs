@@ -16,14 +16,20 @@ fn wrap(v: &Value) -> Value {
 }
 
 fn manifest(extra: Vec<(Value, Value)>) -> Value {
-    let common = wrap(&Value::Map(vec![(int(2), Value::Array(vec![Value::Array(vec![Value::Bytes(vec![0])])]))]));
+    let common = wrap(&Value::Map(vec![(
+        int(2),
+        Value::Array(vec![Value::Array(vec![Value::Bytes(vec![0])])]),
+    )]));
     let mut m = vec![(int(1), int(1)), (int(2), int(7)), (int(3), common)];
     m.extend(extra);
     Value::Map(m)
 }
 
 fn auth() -> Value {
-    wrap(&Value::Array(vec![wrap(&Value::Array(vec![int(-16), Value::Bytes(vec![0; 32])]))]))
+    wrap(&Value::Array(vec![wrap(&Value::Array(vec![
+        int(-16),
+        Value::Bytes(vec![0; 32]),
+    ]))]))
 }
 
 fn envelope(entries: Vec<(Value, Value)>) -> Vec<u8> {
@@ -52,22 +58,36 @@ fn each_malformation_has_its_own_error() {
     b.push(0);
     assert_eq!(kind(&b), K::TrailingBytes);
     // Wrong tag.
-    let b = enc(&Value::Tag(108, Box::new(Value::Map(vec![(int(2), auth()), (int(3), good_m.clone())]))));
+    let b = enc(&Value::Tag(
+        108,
+        Box::new(Value::Map(vec![(int(2), auth()), (int(3), good_m.clone())])),
+    ));
     assert_eq!(kind(&b), K::UnexpectedTag(108));
     // Duplicate envelope key.
-    let b = envelope(vec![(int(2), auth()), (int(3), good_m.clone()), (int(3), good_m.clone())]);
+    let b = envelope(vec![
+        (int(2), auth()),
+        (int(3), good_m.clone()),
+        (int(3), good_m.clone()),
+    ]);
     assert_eq!(kind(&b), K::DuplicateKey);
     // Manifest before the auth wrapper.
     let b = envelope(vec![(int(3), good_m.clone()), (int(2), auth())]);
     assert_eq!(kind(&b), K::AuthAfterManifest);
     // Unknown envelope element.
-    let b = envelope(vec![(int(2), auth()), (int(3), good_m.clone()), (int(99), Value::Bytes(vec![]))]);
+    let b = envelope(vec![
+        (int(2), auth()),
+        (int(3), good_m.clone()),
+        (int(99), Value::Bytes(vec![])),
+    ]);
     assert_eq!(kind(&b), K::UnknownEnvelopeElement(99));
     // Missing manifest.
     let b = envelope(vec![(int(2), auth())]);
     assert_eq!(kind(&b), K::Missing(Element::Manifest));
     // Unknown manifest element.
-    let b = envelope(vec![(int(2), auth()), (int(3), wrap(&manifest(vec![(int(77), int(0))])))]);
+    let b = envelope(vec![
+        (int(2), auth()),
+        (int(3), wrap(&manifest(vec![(int(77), int(0))]))),
+    ]);
     assert_eq!(kind(&b), K::UnknownManifestElement(77));
     // Manifest version 2.
     let mut m = manifest(vec![]);
@@ -83,12 +103,18 @@ fn each_malformation_has_its_own_error() {
     assert_eq!(kind(&b), K::TrailingBytes);
     // An unknown command inside install.
     let install = wrap(&Value::Array(vec![int(99), int(0)]));
-    let b = envelope(vec![(int(2), auth()), (int(3), wrap(&manifest(vec![(int(20), install)])))]);
+    let b = envelope(vec![
+        (int(2), auth()),
+        (int(3), wrap(&manifest(vec![(int(20), install)]))),
+    ]);
     assert_eq!(kind(&b), K::UnknownCommand(99));
     // A directive in the shared sequence.
     let shared = wrap(&Value::Array(vec![int(21), int(0)]));
     let common = wrap(&Value::Map(vec![
-        (int(2), Value::Array(vec![Value::Array(vec![Value::Bytes(vec![0])])])),
+        (
+            int(2),
+            Value::Array(vec![Value::Array(vec![Value::Bytes(vec![0])])]),
+        ),
         (int(4), shared),
     ]));
     let m = Value::Map(vec![(int(1), int(1)), (int(2), int(7)), (int(3), common)]);
@@ -99,19 +125,49 @@ fn each_malformation_has_its_own_error() {
 #[test]
 fn indefinite_lengths_and_oversized_integers_are_refused() {
     // [_ 14, 0] (indefinite array)
-    assert_eq!(CommandSequence::decode(&[0x9f, 0x0e, 0x00, 0xff]).unwrap_err().kind, K::IndefiniteLength);
+    assert_eq!(
+        CommandSequence::decode(&[0x9f, 0x0e, 0x00, 0xff])
+            .unwrap_err()
+            .kind,
+        K::IndefiniteLength
+    );
     // set-component-index 2^40: does not fit a component index.
-    let s = enc(&Value::Array(vec![int(12), Value::Integer((1u64 << 40).into())]));
-    assert_eq!(CommandSequence::decode(&s).unwrap_err().kind, K::IntegerOverflow);
+    let s = enc(&Value::Array(vec![
+        int(12),
+        Value::Integer((1u64 << 40).into()),
+    ]));
+    assert_eq!(
+        CommandSequence::decode(&s).unwrap_err().kind,
+        K::IntegerOverflow
+    );
     // A command code beyond i64.
-    let s = [0x82, 0x1b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00];
-    assert_eq!(CommandSequence::decode(&s).unwrap_err().kind, K::IntegerOverflow);
+    let s = [
+        0x82, 0x1b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00,
+    ];
+    assert_eq!(
+        CommandSequence::decode(&s).unwrap_err().kind,
+        K::IntegerOverflow
+    );
     // An array claiming more elements than there are bytes.
-    assert_eq!(CommandSequence::decode(&[0x9a, 0xff, 0xff, 0xff, 0xff]).unwrap_err().kind, K::Malformed);
+    assert_eq!(
+        CommandSequence::decode(&[0x9a, 0xff, 0xff, 0xff, 0xff])
+            .unwrap_err()
+            .kind,
+        K::Malformed
+    );
     // Odd-length sequence.
-    assert_eq!(CommandSequence::decode(&[0x81, 0x0e]).unwrap_err().kind, K::InvalidValue);
+    assert_eq!(
+        CommandSequence::decode(&[0x81, 0x0e]).unwrap_err().kind,
+        K::InvalidValue
+    );
     // Image digest of the wrong length.
-    let p = Value::Map(vec![(int(3), wrap(&Value::Array(vec![int(-16), Value::Bytes(vec![0; 31])])))]);
+    let p = Value::Map(vec![(
+        int(3),
+        wrap(&Value::Array(vec![int(-16), Value::Bytes(vec![0; 31])])),
+    )]);
     let s = enc(&Value::Array(vec![int(20), p]));
-    assert_eq!(CommandSequence::decode(&s).unwrap_err().kind, K::InvalidValue);
+    assert_eq!(
+        CommandSequence::decode(&s).unwrap_err().kind,
+        K::InvalidValue
+    );
 }

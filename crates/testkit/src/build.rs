@@ -76,7 +76,10 @@ pub fn envelope(
         (int(3), wrap(&Value::Map(common))),
     ];
     m.extend(members.iter().map(|(k, v)| (int(*k), v.clone())));
-    let auth = wrap(&Value::Array(vec![wrap(&Value::Array(vec![int(-16), bytes(&[0; 32])]))]));
+    let auth = wrap(&Value::Array(vec![wrap(&Value::Array(vec![
+        int(-16),
+        bytes(&[0; 32]),
+    ]))]));
     let mut env = vec![(int(2), auth), (int(3), wrap(&Value::Map(m)))];
     env.extend(integrated.iter().map(|(k, v)| (text(k), bytes(v))));
     enc(&Value::Tag(107, Box::new(Value::Map(env))))
@@ -88,7 +91,10 @@ pub fn envelope(
 pub fn sign_raw_manifest(manifest: &[u8], signers: &[crate::resign::Signer]) -> Vec<u8> {
     use crate::resign::{Signer, bstr_encoding};
     let whole = bstr_encoding(manifest);
-    let digest = enc(&Value::Array(vec![int(-16), bytes(&Sha256::digest(&whole))]));
+    let digest = enc(&Value::Array(vec![
+        int(-16),
+        bytes(&Sha256::digest(&whole)),
+    ]));
     let mut auth = vec![Value::Bytes(digest.clone())];
     for s in signers {
         let cose = match s {
@@ -100,7 +106,10 @@ pub fn sign_raw_manifest(manifest: &[u8], signers: &[crate::resign::Signer]) -> 
     }
     let env = Value::Tag(
         107,
-        Box::new(Value::Map(vec![(int(2), wrap(&Value::Array(auth))), (int(3), Value::Bytes(manifest.to_vec()))])),
+        Box::new(Value::Map(vec![
+            (int(2), wrap(&Value::Array(auth))),
+            (int(3), Value::Bytes(manifest.to_vec())),
+        ])),
     );
     enc(&env)
 }

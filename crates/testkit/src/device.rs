@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 
 use ciborium::Value;
+use suitcase_processor::Platform;
 use suitcase_processor::platform::{
     Clock, Fetch, FetchError, Invoke, InvokeError, MemoryRollback, StaticIdentity, Target,
 };
 use suitcase_processor::report::{Record, Reporter};
 use suitcase_processor::storage::{MemoryComponent, MemoryStorage};
-use suitcase_processor::Platform;
 
 /// Vendor UUID of every manifest-spec example (fa6b4a53-d5ad-5fdf-be9d-e663e4d41ffe).
 pub const SPEC_VENDOR: [u8; 16] = [
@@ -87,7 +87,12 @@ impl MemDevice {
     }
 
     /// Adds a component of `capacity` bytes.
-    pub fn with_component(mut self, segments: &[&[u8]], slot: Option<u64>, capacity: usize) -> Self {
+    pub fn with_component(
+        mut self,
+        segments: &[&[u8]],
+        slot: Option<u64>,
+        capacity: usize,
+    ) -> Self {
         self.components.push(Component {
             id: component_id(segments),
             slot,
@@ -138,7 +143,9 @@ impl MemDevice {
                 len: c.len,
             })
             .collect();
-        let mut storage = MemoryStorage { components: &mut comps };
+        let mut storage = MemoryStorage {
+            components: &mut comps,
+        };
         let mut fetch = MapFetch {
             payloads: &self.payloads,
             chunk: self.transport_chunk.max(1),

@@ -11,7 +11,8 @@ use ciborium::Value;
 use sha2::{Digest as _, Sha256};
 use suitcase_cose::{Algorithm, SigningKey, mac0_detached, sign1_detached};
 
-/// Who signs the rewritten envelope.
+/// Who signs the rewritten envelope. (Host-side test helper: its size does not matter.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Signer {
     /// COSE_Sign1 with this key and algorithm.
@@ -52,7 +53,10 @@ pub fn bstr_encoding(inner: &[u8]) -> Vec<u8> {
 }
 
 fn suit_digest(of: &[u8]) -> Value {
-    Value::Array(vec![Value::Integer((-16).into()), Value::Bytes(Sha256::digest(of).to_vec())])
+    Value::Array(vec![
+        Value::Integer((-16).into()),
+        Value::Bytes(Sha256::digest(of).to_vec()),
+    ])
 }
 
 fn int_key(v: &Value) -> Option<i128> {
@@ -63,7 +67,9 @@ fn int_key(v: &Value) -> Option<i128> {
 }
 
 fn map_get_mut(m: &mut [(Value, Value)], key: i128) -> Option<&mut Value> {
-    m.iter_mut().find(|(k, _)| int_key(k) == Some(key)).map(|(_, v)| v)
+    m.iter_mut()
+        .find(|(k, _)| int_key(k) == Some(key))
+        .map(|(_, v)| v)
 }
 
 impl Rewrite {
@@ -106,15 +112,30 @@ impl Rewrite {
             auth.push(Value::Bytes(cose));
         }
         let mut out: Vec<(Value, Value)> = vec![
-            (Value::Integer(2.into()), Value::Bytes(encode(&Value::Array(auth)))),
+            (
+                Value::Integer(2.into()),
+                Value::Bytes(encode(&Value::Array(auth))),
+            ),
             (Value::Integer(3.into()), Value::Bytes(manifest)),
         ];
-        out.extend(entries.into_iter().filter(|(k, _)| !matches!(int_key(k), Some(2 | 3))));
+        out.extend(
+            entries
+                .into_iter()
+                .filter(|(k, _)| !matches!(int_key(k), Some(2 | 3))),
+        );
         let map = Value::Map(out);
-        Ok(encode(&if tag { Value::Tag(107, Box::new(map)) } else { map }))
+        Ok(encode(&if tag {
+            Value::Tag(107, Box::new(map))
+        } else {
+            map
+        }))
     }
 
-    fn patch_manifest(&self, bytes: &[u8], severed: &HashMap<i128, Value>) -> Result<Vec<u8>, String> {
+    fn patch_manifest(
+        &self,
+        bytes: &[u8],
+        severed: &HashMap<i128, Value>,
+    ) -> Result<Vec<u8>, String> {
         let (tagged, mut m) = match decode(bytes)? {
             Value::Tag(1070, inner) => match *inner {
                 Value::Map(m) => (true, m),
@@ -132,7 +153,9 @@ impl Rewrite {
                     }
                 }
                 (3, Value::Bytes(b)) => *b = self.patch_common(b)?,
-                (7 | 8 | 9 | 15 | 16 | 18 | 20 | 24, Value::Bytes(b)) => *b = self.patch_sequence(b)?,
+                (7 | 8 | 9 | 15 | 16 | 18 | 20 | 24, Value::Bytes(b)) => {
+                    *b = self.patch_sequence(b)?
+                }
                 (14 | 15 | 16 | 18 | 20 | 23, v @ Value::Array(_)) => {
                     if let Some(d) = severed.get(&key) {
                         *v = d.clone();
@@ -142,7 +165,11 @@ impl Rewrite {
             }
         }
         let map = Value::Map(m);
-        Ok(encode(&if tagged { Value::Tag(1070, Box::new(map)) } else { map }))
+        Ok(encode(&if tagged {
+            Value::Tag(1070, Box::new(map))
+        } else {
+            map
+        }))
     }
 
     fn patch_common(&self, bytes: &[u8]) -> Result<Vec<u8>, String> {
@@ -162,7 +189,9 @@ impl Rewrite {
             return Err(err("sequence is not an array"));
         };
         for pair in items.chunks_mut(2) {
-            let [code, arg] = pair else { return Err(err("odd sequence")) };
+            let [code, arg] = pair else {
+                return Err(err("odd sequence"));
+            };
             match (int_key(code), arg) {
                 (Some(19 | 20), Value::Map(params)) => self.patch_params(params)?,
                 (Some(15), Value::Array(branches)) => {
@@ -182,7 +211,9 @@ impl Rewrite {
     fn patch_params(&self, params: &mut [(Value, Value)]) -> Result<(), String> {
         let mut new_size = None;
         if let Some(Value::Bytes(d)) = map_get_mut(params, 3) {
-            let Value::Array(parts) = decode(d)? else { return Err(err("digest is not an array")) };
+            let Value::Array(parts) = decode(d)? else {
+                return Err(err("digest is not an array"));
+            };
             if let Some(Value::Bytes(old)) = parts.get(1)
                 && let Some(image) = self.images.get(old)
             {

@@ -36,5 +36,8 @@ pub fn spec_example(n: u32) -> Vec<u8> {
 
 /// The published P-256 key pair of the manifest-spec examples, as PEM.
 pub fn spec_keys() -> (String, String) {
-    (read_string(SPEC, "public_key.pem"), read_string(SPEC, "private_key.pem"))
+    (
+        read_string(SPEC, "public_key.pem"),
+        read_string(SPEC, "private_key.pem"),
+    )
 }

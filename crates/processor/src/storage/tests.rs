@@ -1,14 +1,16 @@
 //! FlashStorage over a strict RAM NorFlash (aligned writes, no write over unerased bytes),
 //! and the pipeline with a transform stage.
 
-use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
+use embedded_storage::nor_flash::{
+    ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
+};
 
 extern crate std;
 use std::vec::Vec;
 
 use super::*;
-use crate::pipeline::{self, Source, Transform};
 use crate::Error;
+use crate::pipeline::{self, Source, Transform};
 use suitcase_suit::ComponentId;
 
 #[derive(Debug)]
@@ -32,7 +34,11 @@ impl<const W: usize> ReadNorFlash for Strict<W> {
     const READ_SIZE: usize = 1;
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), FlashError> {
         let o = offset as usize;
-        bytes.copy_from_slice(self.mem.get(o..o + bytes.len()).ok_or(FlashError(NorFlashErrorKind::OutOfBounds))?);
+        bytes.copy_from_slice(
+            self.mem
+                .get(o..o + bytes.len())
+                .ok_or(FlashError(NorFlashErrorKind::OutOfBounds))?,
+        );
         Ok(())
     }
     fn capacity(&self) -> usize {
@@ -49,7 +55,10 @@ impl<const W: usize> NorFlash for Strict<W> {
         Ok(())
     }
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FlashError> {
-        assert!(offset as usize % W == 0 && bytes.len() % W == 0, "unaligned write");
+        assert!(
+            offset as usize % W == 0 && bytes.len() % W == 0,
+            "unaligned write"
+        );
         let dst = &mut self.mem[offset as usize..offset as usize + bytes.len()];
         assert!(dst.iter().all(|b| *b == 0xFF), "write over unerased bytes");
         dst.copy_from_slice(bytes);
@@ -60,12 +69,27 @@ impl<const W: usize> NorFlash for Strict<W> {
 const ID: &[u8] = &[0x81, 0x41, 0x00]; // [h'00']
 
 fn target() -> Target<'static> {
-    Target { index: 0, id: ComponentId::decode(ID).unwrap(), slot: Some(1) }
+    Target {
+        index: 0,
+        id: ComponentId::decode(ID).unwrap(),
+        slot: Some(1),
+    }
 }
 
 fn run<const W: usize>(image: &[u8], source_chunk: usize) -> (Strict<W>, [u8; 32]) {
-    let regions = [FlashRegion { id: ID, slot: Some(1), offset: 2048, size: 4096 }];
-    let mut s = FlashStorage::new(Strict::<W> { mem: [0xAA; 8192], erases: 0 }, &regions);
+    let regions = [FlashRegion {
+        id: ID,
+        slot: Some(1),
+        offset: 2048,
+        size: 4096,
+    }];
+    let mut s = FlashStorage::new(
+        Strict::<W> {
+            mem: [0xAA; 8192],
+            erases: 0,
+        },
+        &regions,
+    );
     let t = target();
     // Feed the pipeline through a transport that returns odd-sized reads.
     struct Odd<'a>(&'a [u8], usize);
@@ -81,7 +105,14 @@ fn run<const W: usize>(image: &[u8], source_chunk: usize) -> (Strict<W>, [u8; 32
         }
     }
     let mut f = Odd(image, source_chunk);
-    let w = pipeline::install(&mut s, &t, Some(image.len() as u64), Source::Fetch(&mut f), None).unwrap();
+    let w = pipeline::install(
+        &mut s,
+        &t,
+        Some(image.len() as u64),
+        Source::Fetch(&mut f),
+        None,
+    )
+    .unwrap();
     assert_eq!(w.len, image.len() as u64);
     (s.into_inner(), w.digest)
 }
@@ -109,8 +140,19 @@ fn flash_writes_are_reblocked_for_every_write_size() {
 
 #[test]
 fn flash_reads_back_and_bounds_are_enforced() {
-    let regions = [FlashRegion { id: ID, slot: Some(1), offset: 2048, size: 4096 }];
-    let mut s = FlashStorage::new(Strict::<4> { mem: [0xFF; 8192], erases: 0 }, &regions);
+    let regions = [FlashRegion {
+        id: ID,
+        slot: Some(1),
+        offset: 2048,
+        size: 4096,
+    }];
+    let mut s = FlashStorage::new(
+        Strict::<4> {
+            mem: [0xFF; 8192],
+            erases: 0,
+        },
+        &regions,
+    );
     let t = target();
     assert_eq!(s.begin_write(&t, Some(5000)), Err(StorageError::OutOfSpace));
     s.begin_write(&t, Some(10)).unwrap();
@@ -123,7 +165,10 @@ fn flash_reads_back_and_bounds_are_enforced() {
     assert_eq!(&buf, b"0123456789");
     assert_eq!(s.read(&t, 4090, &mut buf), Err(StorageError::OutOfBounds));
     let other = Target { slot: Some(0), ..t };
-    assert_eq!(s.read(&other, 0, &mut buf), Err(StorageError::UnknownComponent));
+    assert_eq!(
+        s.read(&other, 0, &mut buf),
+        Err(StorageError::UnknownComponent)
+    );
 }
 
 /// A transform sees every byte once, in order, and the digest covers its output.
@@ -146,10 +191,24 @@ fn the_pipeline_hashes_what_the_transform_produces() {
     let plain: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
     let cipher: Vec<u8> = plain.iter().map(|b| b ^ 0x5c).collect();
     let mut buf = [0u8; 4096];
-    let mut comps = [MemoryComponent { id: ID, slot: Some(1), data: &mut buf, len: 0 }];
-    let mut s = MemoryStorage { components: &mut comps };
+    let mut comps = [MemoryComponent {
+        id: ID,
+        slot: Some(1),
+        data: &mut buf,
+        len: 0,
+    }];
+    let mut s = MemoryStorage {
+        components: &mut comps,
+    };
     let mut x = Xor(0x5c, 0, false);
-    let w = pipeline::install(&mut s, &target(), None, Source::Bytes(&cipher), Some(&mut x)).unwrap();
+    let w = pipeline::install(
+        &mut s,
+        &target(),
+        None,
+        Source::Bytes(&cipher),
+        Some(&mut x),
+    )
+    .unwrap();
     assert_eq!((x.1, x.2), (3000, true));
     use sha2::Digest as _;
     assert_eq!(w.digest, <[u8; 32]>::from(sha2::Sha256::digest(&plain)));

@@ -5,15 +5,18 @@
 //! there are checked separately: the envelope still authenticates, and the payload's
 //! digest no longer matches what the manifest says.
 
-use suitcase_processor::platform::{KeyStore, StaticKeys, TrustAnchor};
 use suitcase_processor::authenticate;
+use suitcase_processor::platform::{KeyStore, StaticKeys, TrustAnchor};
 use suitcase_testkit::vectors::{self, ENC, SPEC, TD};
 
 use super::common::*;
 
 /// Flips every bit of `bytes` and returns the positions whose flip was accepted.
 fn accepted_flips(bytes: &[u8], keys: &dyn KeyStore) -> Vec<usize> {
-    assert!(authenticate(bytes, keys).is_ok(), "the unflipped envelope must authenticate");
+    assert!(
+        authenticate(bytes, keys).is_ok(),
+        "the unflipped envelope must authenticate"
+    );
     let mut copy = bytes.to_vec();
     let mut accepted = Vec::new();
     for i in 0..bytes.len() * 8 {
@@ -50,20 +53,42 @@ fn spec_examples_refuse_every_bit_flip() {
 #[test]
 fn encryption_and_trust_domain_manifests_refuse_every_bit_flip() {
     let mac_key = vectors::read(ENC, "mac-key-hmac256.bin");
-    let mac = [TrustAnchor { key: suitcase_cose::VerifyingKey::Hmac256(&mac_key), kid: None }];
-    let mac = StaticKeys { anchors: &mac, rules: &[] };
-    for name in ["suit-manifest-aes-kw-content.suit", "suit-manifest-aes-kw.suit", "suit-manifest-aes-kw-slot.suit"] {
-        assert_eq!(accepted_flips(&vectors::read(ENC, name), &mac), Vec::<usize>::new(), "{name}");
+    let mac = [TrustAnchor {
+        key: suitcase_cose::VerifyingKey::Hmac256(&mac_key),
+        kid: None,
+    }];
+    let mac = StaticKeys {
+        anchors: &mac,
+        rules: &[],
+    };
+    for name in [
+        "suit-manifest-aes-kw-content.suit",
+        "suit-manifest-aes-kw.suit",
+        "suit-manifest-aes-kw-slot.suit",
+    ] {
+        assert_eq!(
+            accepted_flips(&vectors::read(ENC, name), &mac),
+            Vec::<usize>::new(),
+            "{name}"
+        );
     }
     let signing = public(ENC, "signing-public-key.pem");
     with_keys(&[&signing], &[], |k| {
         let name = "suit-manifest-es-ecdh-content.suit";
-        assert_eq!(accepted_flips(&vectors::read(ENC, name), k), Vec::<usize>::new(), "{name}");
+        assert_eq!(
+            accepted_flips(&vectors::read(ENC, name), k),
+            Vec::<usize>::new(),
+            "{name}"
+        );
     });
     let td = public(TD, "public_key.pem");
     with_keys(&[&td], &[], |k| {
         for name in ["example0_dependent.suit", "example1_process.suit"] {
-            assert_eq!(accepted_flips(&vectors::read(TD, name), k), Vec::<usize>::new(), "{name}");
+            assert_eq!(
+                accepted_flips(&vectors::read(TD, name), k),
+                Vec::<usize>::new(),
+                "{name}"
+            );
         }
     });
 }

@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
-use suitcase_cose::{Algorithm, OwnedVerifyingKey, SigningKey, signing_key_from_pem, verifying_key_from_pem};
+use suitcase_cose::{
+    Algorithm, OwnedVerifyingKey, SigningKey, signing_key_from_pem, verifying_key_from_pem,
+};
 use suitcase_processor::platform::{Rule, StaticKeys, TrustAnchor};
 use suitcase_testkit::resign::{Rewrite, Signer};
 use suitcase_testkit::vectors;
@@ -64,30 +66,47 @@ pub fn p256_key(seed: u8) -> SigningKey {
 
 /// A fresh Ed25519 key from a fixed seed.
 pub fn ed25519_key(seed: u8) -> SigningKey {
-    SigningKey::Ed25519(suitcase_cose::ed25519_dalek::SigningKey::from_bytes(&[seed; 32]))
+    SigningKey::Ed25519(suitcase_cose::ed25519_dalek::SigningKey::from_bytes(
+        &[seed; 32],
+    ))
 }
 
 /// Example `n` with its placeholder digests replaced by the digests of `images`, signed
 /// with the published key.
 pub fn resigned(n: u32, images: &[([u8; 32], &[u8])]) -> Vec<u8> {
-    rewrite(images, vec![Signer::Sign(spec_private(), Algorithm::Es256)]).apply(&vectors::spec_example(n)).unwrap()
+    rewrite(images, vec![Signer::Sign(spec_private(), Algorithm::Es256)])
+        .apply(&vectors::spec_example(n))
+        .unwrap()
 }
 
 pub fn rewrite(images: &[([u8; 32], &[u8])], signers: Vec<Signer>) -> Rewrite {
     Rewrite {
-        images: images.iter().map(|(d, i)| (d.to_vec(), i.to_vec())).collect::<HashMap<_, _>>(),
+        images: images
+            .iter()
+            .map(|(d, i)| (d.to_vec(), i.to_vec()))
+            .collect::<HashMap<_, _>>(),
         sequence_number: None,
         signers,
     }
 }
 
 /// Runs `f` with a key store holding `anchors` and `rules`.
-pub fn with_keys<R>(anchors: &[&OwnedVerifyingKey], rules: &[Rule], f: impl FnOnce(&StaticKeys<'_>) -> R) -> R {
+pub fn with_keys<R>(
+    anchors: &[&OwnedVerifyingKey],
+    rules: &[Rule],
+    f: impl FnOnce(&StaticKeys<'_>) -> R,
+) -> R {
     let list: Vec<TrustAnchor<'_>> = anchors
         .iter()
-        .map(|k| TrustAnchor { key: k.as_verifying_key(), kid: None })
+        .map(|k| TrustAnchor {
+            key: k.as_verifying_key(),
+            kid: None,
+        })
         .collect();
-    f(&StaticKeys { anchors: &list, rules })
+    f(&StaticKeys {
+        anchors: &list,
+        rules,
+    })
 }
 
 /// The published key as the only anchor.

@@ -15,7 +15,11 @@ const C1: &[&[u8]] = &[&[0x01]];
 const C2: &[&[u8]] = &[&[0x02]];
 
 fn image_match_failed(sequence: SequenceKind, component: u32) -> Error {
-    Error::ConditionFailed { condition: Condition::ImageMatch, component, sequence }
+    Error::ConditionFailed {
+        condition: Condition::ImageMatch,
+        component,
+        sequence,
+    }
 }
 
 #[test]
@@ -52,18 +56,26 @@ fn example0_secure_boot_validates_then_invokes() {
 fn example1_fetches_and_installs() {
     let img = image(3, 34768);
     let uri = "http://example.com/file.bin";
-    let fresh = || MemDevice::spec().with_component(C0, None, 40_000).serve(uri, img.clone());
+    let fresh = || {
+        MemDevice::spec()
+            .with_component(C0, None, 40_000)
+            .serve(uri, img.clone())
+    };
 
     let mut dev = fresh();
     let bytes = vectors::spec_example(1);
     let r = with_spec_key(|k| dev.with_platform(|p| authenticate(&bytes, k).unwrap().update(p)));
     assert_eq!(r, Err(image_match_failed(SequenceKind::Install, 0)));
     assert_eq!(dev.fetched, vec![uri]);
-    assert_eq!(dev.rollback.0, 0, "a failed update must not advance the counter");
+    assert_eq!(
+        dev.rollback.0, 0,
+        "a failed update must not advance the counter"
+    );
 
     let mut dev = fresh();
     let bytes = resigned(1, &[(P0, &img)]);
-    let s = with_spec_key(|k| dev.with_platform(|p| authenticate(&bytes, k).unwrap().update(p))).unwrap();
+    let s = with_spec_key(|k| dev.with_platform(|p| authenticate(&bytes, k).unwrap().update(p)))
+        .unwrap();
     assert_eq!(s.sequence_number, 1);
     assert_eq!(s.bytes_written, 34768);
     assert_eq!(dev.content(C0, None), &img[..]);
@@ -75,7 +87,9 @@ fn example2_uses_severed_install_and_refuses_without_it() {
     let img = image(4, 34768);
     let bytes = resigned(2, &[(P0, &img)]);
     let uri = "http://example.com/very/long/path/to/file/file.bin";
-    let mut dev = MemDevice::spec().with_component(C0, None, 40_000).serve(uri, img.clone());
+    let mut dev = MemDevice::spec()
+        .with_component(C0, None, 40_000)
+        .serve(uri, img.clone());
     with_spec_key(|k| dev.with_platform(|p| authenticate(&bytes, k).unwrap().update(p))).unwrap();
     assert_eq!(dev.fetched, vec![uri]);
     assert_eq!(dev.content(C0, None), &img[..]);
@@ -105,11 +119,19 @@ fn example3_installs_into_the_slot_that_is_not_running() {
             .serve(u0, a.clone())
             .serve(u1, b.clone());
         dev.identity.running_slot = running;
-        with_spec_key(|k| dev.with_platform(|p| authenticate(&bytes, k).unwrap().update(p))).unwrap();
-        let (target, uri, img) = if running == 0 { (1, u1, &b) } else { (0, u0, &a) };
+        with_spec_key(|k| dev.with_platform(|p| authenticate(&bytes, k).unwrap().update(p)))
+            .unwrap();
+        let (target, uri, img) = if running == 0 {
+            (1, u1, &b)
+        } else {
+            (0, u0, &a)
+        };
         assert_eq!(dev.fetched, vec![uri], "running slot {running}");
         assert_eq!(dev.content(C0, Some(target)), &img[..]);
-        assert!(dev.content(C0, Some(running)).is_empty(), "the running slot is untouched");
+        assert!(
+            dev.content(C0, Some(running)).is_empty(),
+            "the running slot is untouched"
+        );
     }
 
     // Published digests: the slot choice is made, the image check fails.
@@ -168,7 +190,8 @@ fn example5_installs_two_images() {
         .with_component(C1, None, 80_000)
         .serve(u0, a.clone())
         .serve(u1, b.clone());
-    let s = with_spec_key(|k| dev.with_platform(|p| authenticate(&bytes, k).unwrap().update(p))).unwrap();
+    let s = with_spec_key(|k| dev.with_platform(|p| authenticate(&bytes, k).unwrap().update(p)))
+        .unwrap();
     assert_eq!(s.components_written, 0b11);
     assert_eq!(dev.fetched, vec![u0, u1]);
     assert_eq!(dev.content(C0, None), &a[..]);

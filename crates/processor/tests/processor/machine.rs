@@ -45,12 +45,20 @@ const VALIDATE: i64 = 7;
 const INVOKE_SEQ: i64 = 9;
 
 fn sign(unsigned: Vec<u8>) -> Vec<u8> {
-    Rewrite { signers: vec![Signer::Mac(KEY.to_vec())], ..Default::default() }.apply(&unsigned).unwrap()
+    Rewrite {
+        signers: vec![Signer::Mac(KEY.to_vec())],
+        ..Default::default()
+    }
+    .apply(&unsigned)
+    .unwrap()
 }
 
 fn identity_shared() -> Value {
     seq(&[
-        (OVERRIDE, params(&[(1, bytes(&SPEC_VENDOR)), (2, bytes(&SPEC_CLASS))])),
+        (
+            OVERRIDE,
+            params(&[(1, bytes(&SPEC_VENDOR)), (2, bytes(&SPEC_CLASS))]),
+        ),
         (VENDOR, int(15)),
         (CLASS, int(15)),
     ])
@@ -65,28 +73,53 @@ fn device(n: usize) -> MemDevice {
 }
 
 fn update(dev: &mut MemDevice, env: &[u8]) -> Result<UpdateSummary, Error> {
-    let anchors = [TrustAnchor { key: suitcase_cose::VerifyingKey::Hmac256(&KEY), kid: None }];
-    let keys = StaticKeys { anchors: &anchors, rules: &[] };
+    let anchors = [TrustAnchor {
+        key: suitcase_cose::VerifyingKey::Hmac256(&KEY),
+        kid: None,
+    }];
+    let keys = StaticKeys {
+        anchors: &anchors,
+        rules: &[],
+    };
     let a = authenticate(env, &keys)?;
     dev.with_platform(|p| a.update(p))
 }
 
 fn invoke(dev: &mut MemDevice, env: &[u8]) -> Result<(), Error> {
-    let anchors = [TrustAnchor { key: suitcase_cose::VerifyingKey::Hmac256(&KEY), kid: None }];
-    let keys = StaticKeys { anchors: &anchors, rules: &[] };
+    let anchors = [TrustAnchor {
+        key: suitcase_cose::VerifyingKey::Hmac256(&KEY),
+        kid: None,
+    }];
+    let keys = StaticKeys {
+        anchors: &anchors,
+        rules: &[],
+    };
     let a = authenticate(env, &keys)?;
     dev.with_platform(|p| a.invoke(p))
 }
 
 fn one(install: Value) -> Vec<u8> {
-    sign(envelope(1, &[&[C0]], Some(identity_shared()), &[(INSTALL, install)], &[]))
+    sign(envelope(
+        1,
+        &[&[C0]],
+        Some(identity_shared()),
+        &[(INSTALL, install)],
+        &[],
+    ))
 }
 
 #[test]
 fn write_stores_the_content_parameter_and_image_match_checks_it() {
     let img = b"firmware image bytes".to_vec();
     let env = one(seq(&[
-        (OVERRIDE, params(&[(P_CONTENT, bytes(&img)), (P_DIGEST, digest_of(&img)), (P_SIZE, int(img.len() as i64))])),
+        (
+            OVERRIDE,
+            params(&[
+                (P_CONTENT, bytes(&img)),
+                (P_DIGEST, digest_of(&img)),
+                (P_SIZE, int(img.len() as i64)),
+            ]),
+        ),
         (WRITE, int(15)),
         (IMAGE_MATCH, int(15)),
         (CHECK_CONTENT, int(15)),
@@ -96,20 +129,42 @@ fn write_stores_the_content_parameter_and_image_match_checks_it() {
     assert_eq!(dev.content(&[C0], None), &img[..]);
     assert_eq!(s.bytes_written, img.len() as u64);
     // Every condition and the write asked for records on success.
-    let codes: Vec<_> = dev.records.iter().filter(|r| r.sequence == SequenceKind::Install).map(|r| r.command).collect();
+    let codes: Vec<_> = dev
+        .records
+        .iter()
+        .filter(|r| r.sequence == SequenceKind::Install)
+        .map(|r| r.command)
+        .collect();
     assert_eq!(codes, vec![WRITE, IMAGE_MATCH, CHECK_CONTENT]);
 }
 
 #[test]
 fn wrong_vendor_stops_at_the_shared_sequence() {
-    let shared = seq(&[(OVERRIDE, params(&[(1, bytes(&[9; 16]))])), (VENDOR, int(15))]);
-    let env = sign(envelope(1, &[&[C0]], Some(shared), &[(INSTALL, seq(&[(ABORT, int(0))]))], &[]));
+    let shared = seq(&[
+        (OVERRIDE, params(&[(1, bytes(&[9; 16]))])),
+        (VENDOR, int(15)),
+    ]);
+    let env = sign(envelope(
+        1,
+        &[&[C0]],
+        Some(shared),
+        &[(INSTALL, seq(&[(ABORT, int(0))]))],
+        &[],
+    ));
     let mut dev = device(1);
     assert_eq!(
         update(&mut dev, &env),
-        Err(Error::ConditionFailed { condition: Condition::VendorIdentifier, component: 0, sequence: SequenceKind::Shared })
+        Err(Error::ConditionFailed {
+            condition: Condition::VendorIdentifier,
+            component: 0,
+            sequence: SequenceKind::Shared
+        })
     );
-    let failures: Vec<_> = dev.records.iter().filter(|r| r.outcome == Outcome::Failure).collect();
+    let failures: Vec<_> = dev
+        .records
+        .iter()
+        .filter(|r| r.outcome == Outcome::Failure)
+        .collect();
     assert_eq!(failures.len(), 1, "policy 15 records the failure");
 }
 
@@ -118,8 +173,20 @@ fn unset_parameters_fail_their_condition() {
     // image-match with no digest, vendor check with no vendor: conditions fail, they do
     // not pass by default.
     for cond in [IMAGE_MATCH, VENDOR] {
-        let env = sign(envelope(1, &[&[C0]], None, &[(INSTALL, seq(&[(cond, int(0))]))], &[]));
-        assert!(matches!(update(&mut device(1), &env), Err(Error::ConditionFailed { .. })), "{cond}");
+        let env = sign(envelope(
+            1,
+            &[&[C0]],
+            None,
+            &[(INSTALL, seq(&[(cond, int(0))]))],
+            &[],
+        ));
+        assert!(
+            matches!(
+                update(&mut device(1), &env),
+                Err(Error::ConditionFailed { .. })
+            ),
+            "{cond}"
+        );
     }
 }
 
@@ -130,7 +197,10 @@ fn try_each_takes_the_first_branch_that_passes() {
         (
             TRY_EACH,
             Value::Array(vec![
-                seq(&[(ABORT, int(0)), (OVERRIDE, params(&[(P_CONTENT, bytes(b"never"))]))]),
+                seq(&[
+                    (ABORT, int(0)),
+                    (OVERRIDE, params(&[(P_CONTENT, bytes(b"never"))])),
+                ]),
                 seq(&[(OVERRIDE, params(&[(P_CONTENT, bytes(&img))]))]),
                 seq(&[(OVERRIDE, params(&[(P_CONTENT, bytes(b"too late"))]))]),
             ]),
@@ -146,7 +216,12 @@ fn try_each_takes_the_first_branch_that_passes() {
 fn exhausted_try_each_fails_unless_it_ends_with_nil() {
     let branches = vec![seq(&[(ABORT, int(0))]), seq(&[(ABORT, int(0))])];
     let env = one(seq(&[(TRY_EACH, Value::Array(branches.clone()))]));
-    assert_eq!(update(&mut device(1), &env), Err(Error::TryEachExhausted { sequence: SequenceKind::Install }));
+    assert_eq!(
+        update(&mut device(1), &env),
+        Err(Error::TryEachExhausted {
+            sequence: SequenceKind::Install
+        })
+    );
     let mut with_nil = branches;
     with_nil.push(Value::Null);
     let env = one(seq(&[(TRY_EACH, Value::Array(with_nil))]));
@@ -158,28 +233,50 @@ fn a_branch_that_clears_soft_failure_fails_the_whole_try_each() {
     let env = one(seq(&[(
         TRY_EACH,
         Value::Array(vec![
-            seq(&[(OVERRIDE, params(&[(P_SOFT, Value::Bool(false))])), (ABORT, int(0))]),
+            seq(&[
+                (OVERRIDE, params(&[(P_SOFT, Value::Bool(false))])),
+                (ABORT, int(0)),
+            ]),
             seq(&[(OVERRIDE, params(&[(P_CONTENT, bytes(b"x"))]))]),
         ]),
     )]));
     assert_eq!(
         update(&mut device(1), &env),
-        Err(Error::ConditionFailed { condition: Condition::Abort, component: 0, sequence: SequenceKind::Install })
+        Err(Error::ConditionFailed {
+            condition: Condition::Abort,
+            component: 0,
+            sequence: SequenceKind::Install
+        })
     );
 }
 
 #[test]
 fn soft_failure_at_top_level_aborts() {
     let env = one(seq(&[(OVERRIDE, params(&[(P_SOFT, Value::Bool(true))]))]));
-    assert_eq!(update(&mut device(1), &env), Err(Error::SoftFailureNotAllowed));
+    assert_eq!(
+        update(&mut device(1), &env),
+        Err(Error::SoftFailureNotAllowed)
+    );
 }
 
 #[test]
 fn run_sequence_is_hard_by_default_and_soft_when_asked() {
     let hard = one(seq(&[(RUN_SEQ, seq(&[(ABORT, int(0))]))]));
-    assert!(matches!(update(&mut device(1), &hard), Err(Error::ConditionFailed { condition: Condition::Abort, .. })));
+    assert!(matches!(
+        update(&mut device(1), &hard),
+        Err(Error::ConditionFailed {
+            condition: Condition::Abort,
+            ..
+        })
+    ));
     let soft = one(seq(&[
-        (RUN_SEQ, seq(&[(OVERRIDE, params(&[(P_SOFT, Value::Bool(true))])), (ABORT, int(0))])),
+        (
+            RUN_SEQ,
+            seq(&[
+                (OVERRIDE, params(&[(P_SOFT, Value::Bool(true))])),
+                (ABORT, int(0)),
+            ]),
+        ),
         (OVERRIDE, params(&[(P_CONTENT, bytes(b"after"))])),
         (WRITE, int(0)),
     ]));
@@ -191,8 +288,17 @@ fn run_sequence_is_hard_by_default_and_soft_when_asked() {
 #[test]
 fn a_directive_failure_aborts_even_when_soft() {
     // fetch with no URI inside a soft branch: a directive failure is never soft.
-    let env = one(seq(&[(TRY_EACH, Value::Array(vec![seq(&[(FETCH, int(0))]), seq(&[(WRITE, int(0))])]))]));
-    assert_eq!(update(&mut device(1), &env), Err(Error::MissingParameter { parameter: P_URI, component: 0 }));
+    let env = one(seq(&[(
+        TRY_EACH,
+        Value::Array(vec![seq(&[(FETCH, int(0))]), seq(&[(WRITE, int(0))])]),
+    )]));
+    assert_eq!(
+        update(&mut device(1), &env),
+        Err(Error::MissingParameter {
+            parameter: P_URI,
+            component: 0
+        })
+    );
 }
 
 #[test]
@@ -203,7 +309,14 @@ fn component_index_true_and_lists_apply_to_each_component() {
         None,
         &[(
             INSTALL,
-            seq(&[(SET_INDEX, Value::Bool(true)), (OVERRIDE, params(&[(P_CONTENT, bytes(b"both"))])), (WRITE, int(0)), (SET_INDEX, Value::Array(vec![int(1)])), (OVERRIDE, params(&[(P_CONTENT, bytes(b"one"))])), (WRITE, int(0))]),
+            seq(&[
+                (SET_INDEX, Value::Bool(true)),
+                (OVERRIDE, params(&[(P_CONTENT, bytes(b"both"))])),
+                (WRITE, int(0)),
+                (SET_INDEX, Value::Array(vec![int(1)])),
+                (OVERRIDE, params(&[(P_CONTENT, bytes(b"one"))])),
+                (WRITE, int(0)),
+            ]),
         )],
         &[],
     ));
@@ -216,10 +329,28 @@ fn component_index_true_and_lists_apply_to_each_component() {
 
 #[test]
 fn several_components_need_an_explicit_index() {
-    let env = sign(envelope(1, &[&[C0], &[C1]], None, &[(INSTALL, seq(&[(WRITE, int(0))]))], &[]));
-    assert_eq!(update(&mut device(2), &env), Err(Error::NoComponentSelected));
-    let env = sign(envelope(1, &[&[C0], &[C1]], None, &[(INSTALL, seq(&[(SET_INDEX, int(2))]))], &[]));
-    assert_eq!(update(&mut device(2), &env), Err(Error::ComponentIndexOutOfRange(2)));
+    let env = sign(envelope(
+        1,
+        &[&[C0], &[C1]],
+        None,
+        &[(INSTALL, seq(&[(WRITE, int(0))]))],
+        &[],
+    ));
+    assert_eq!(
+        update(&mut device(2), &env),
+        Err(Error::NoComponentSelected)
+    );
+    let env = sign(envelope(
+        1,
+        &[&[C0], &[C1]],
+        None,
+        &[(INSTALL, seq(&[(SET_INDEX, int(2))]))],
+        &[],
+    ));
+    assert_eq!(
+        update(&mut device(2), &env),
+        Err(Error::ComponentIndexOutOfRange(2))
+    );
 }
 
 #[test]
@@ -236,7 +367,10 @@ fn copy_and_swap_move_images_between_components() {
                 (OVERRIDE, params(&[(P_CONTENT, bytes(&img))])),
                 (WRITE, int(0)),
                 (SET_INDEX, int(0)),
-                (OVERRIDE, params(&[(P_SOURCE, int(1)), (P_DIGEST, digest_of(&img))])),
+                (
+                    OVERRIDE,
+                    params(&[(P_SOURCE, int(1)), (P_DIGEST, digest_of(&img))]),
+                ),
                 (COPY, int(0)),
                 (IMAGE_MATCH, int(0)),
             ]),
@@ -268,8 +402,20 @@ fn copy_and_swap_move_images_between_components() {
     assert_eq!(dev.content(&[C0], None), b"new");
     assert_eq!(dev.content(&[C1], None), &img[..]);
 
-    let self_copy = sign(envelope(3, &[&[C0]], None, &[(INSTALL, seq(&[(OVERRIDE, params(&[(P_SOURCE, int(0))])), (COPY, int(0))]))], &[]));
-    assert_eq!(update(&mut dev, &self_copy), Err(Error::SourceIsDestination));
+    let self_copy = sign(envelope(
+        3,
+        &[&[C0]],
+        None,
+        &[(
+            INSTALL,
+            seq(&[(OVERRIDE, params(&[(P_SOURCE, int(0))])), (COPY, int(0))]),
+        )],
+        &[],
+    ));
+    assert_eq!(
+        update(&mut dev, &self_copy),
+        Err(Error::SourceIsDestination)
+    );
 }
 
 #[test]
@@ -279,7 +425,17 @@ fn integrated_payloads_are_fetched_from_the_envelope() {
         1,
         &[&[C0]],
         None,
-        &[(INSTALL, seq(&[(OVERRIDE, params(&[(P_URI, text("#fw")), (P_DIGEST, digest_of(&img))])), (FETCH, int(0)), (IMAGE_MATCH, int(0))]))],
+        &[(
+            INSTALL,
+            seq(&[
+                (
+                    OVERRIDE,
+                    params(&[(P_URI, text("#fw")), (P_DIGEST, digest_of(&img))]),
+                ),
+                (FETCH, int(0)),
+                (IMAGE_MATCH, int(0)),
+            ]),
+        )],
         &[("#fw", &img)],
     ));
     let mut dev = device(1);
@@ -290,26 +446,52 @@ fn integrated_payloads_are_fetched_from_the_envelope() {
 
 #[test]
 fn a_payload_larger_than_image_size_is_refused() {
-    let env = one(seq(&[(OVERRIDE, params(&[(P_CONTENT, bytes(&[7; 600])), (P_SIZE, int(599))])), (WRITE, int(0))]));
+    let env = one(seq(&[
+        (
+            OVERRIDE,
+            params(&[(P_CONTENT, bytes(&[7; 600])), (P_SIZE, int(599))]),
+        ),
+        (WRITE, int(0)),
+    ]));
     assert_eq!(update(&mut device(1), &env), Err(Error::ImageSizeExceeded));
 }
 
 #[test]
 fn encrypted_payloads_are_refused_until_decryption_is_built() {
-    let env = one(seq(&[(OVERRIDE, params(&[(P_CONTENT, bytes(b"x")), (P_ENCRYPTION, bytes(&[0xa0]))])), (WRITE, int(0))]));
-    assert_eq!(update(&mut device(1), &env), Err(Error::UnsupportedParameter(P_ENCRYPTION)));
+    let env = one(seq(&[
+        (
+            OVERRIDE,
+            params(&[(P_CONTENT, bytes(b"x")), (P_ENCRYPTION, bytes(&[0xa0]))]),
+        ),
+        (WRITE, int(0)),
+    ]));
+    assert_eq!(
+        update(&mut device(1), &env),
+        Err(Error::UnsupportedParameter(P_ENCRYPTION))
+    );
 }
 
 #[test]
 fn custom_commands_fail_clearly() {
     let env = one(seq(&[(-300, Value::Null)]));
-    assert_eq!(update(&mut device(1), &env), Err(Error::UnsupportedCommand(-300)));
+    assert_eq!(
+        update(&mut device(1), &env),
+        Err(Error::UnsupportedCommand(-300))
+    );
 }
 
 #[test]
 fn use_before_needs_a_clock_and_a_future_deadline() {
-    let env = one(seq(&[(OVERRIDE, params(&[(P_USE_BEFORE, int(1_000))])), (USE_BEFORE, int(0))]));
-    for (now, ok) in [(None, false), (Some(999), true), (Some(1_000), true), (Some(1_001), false)] {
+    let env = one(seq(&[
+        (OVERRIDE, params(&[(P_USE_BEFORE, int(1_000))])),
+        (USE_BEFORE, int(0)),
+    ]));
+    for (now, ok) in [
+        (None, false),
+        (Some(999), true),
+        (Some(1_000), true),
+        (Some(1_001), false),
+    ] {
         let mut dev = device(1);
         dev.now = now;
         assert_eq!(update(&mut dev, &env).is_ok(), ok, "now = {now:?}");
@@ -319,7 +501,10 @@ fn use_before_needs_a_clock_and_a_future_deadline() {
 #[test]
 fn reporting_policy_decides_what_is_recorded() {
     for (policy, expect) in [(0, 0), (1, 1), (2, 0), (4, 1), (15, 1)] {
-        let env = one(seq(&[(OVERRIDE, params(&[(P_CONTENT, bytes(b"r"))])), (WRITE, int(policy))]));
+        let env = one(seq(&[
+            (OVERRIDE, params(&[(P_CONTENT, bytes(b"r"))])),
+            (WRITE, int(policy)),
+        ]));
         let mut dev = device(1);
         update(&mut dev, &env).unwrap();
         let n = dev.records.iter().filter(|r| r.command == WRITE).count();
@@ -339,7 +524,10 @@ fn the_shared_sequence_runs_before_every_sequence() {
         1,
         &[&[C0]],
         Some(shared),
-        &[(VALIDATE, seq(&[(IMAGE_MATCH, int(0))])), (INVOKE_SEQ, seq(&[(INVOKE, int(0))]))],
+        &[
+            (VALIDATE, seq(&[(IMAGE_MATCH, int(0))])),
+            (INVOKE_SEQ, seq(&[(INVOKE, int(0))])),
+        ],
         &[],
     ));
     let mut dev = device(1);

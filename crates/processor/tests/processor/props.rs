@@ -90,7 +90,8 @@ fn run_everything(env: &[u8], keys: &StaticKeys<'_>) {
             .with_component(&[&[2]], None, 4096)
             .with_component(&[&[0]], Some(0), 4096)
             .with_component(&[&[0]], Some(1), 4096);
-        dev.payloads.insert("http://example.com/file.bin".into(), vec![1; 100]);
+        dev.payloads
+            .insert("http://example.com/file.bin".into(), vec![1; 100]);
         let _ = dev.with_platform(|p| a.update(p));
         let _ = dev.with_platform(|p| a.invoke(p));
     }

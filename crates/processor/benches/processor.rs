@@ -1,0 +1,197 @@
+//! Benchmarks recorded in BENCHMARKS.md. Run: `cargo bench -p suitcase-processor`.
+//!
+//! - `example3/*`: the cost of processing example 3 beyond its signature check:
+//!   `verify` is the COSE_Sign1 verification alone; `authenticate` adds decoding, the
+//!   manifest digest and the policy; `authenticate+update` runs the whole update
+//!   (shared sequence with try-each, install with fetch into the inactive slot,
+//!   image-match, validate) with 16-byte images, so hashing is negligible.
+//! - `pipeline/*`: a 4 MiB payload through the install pipeline (source → SHA-256 +
+//!   write into RAM storage) next to SHA-256 alone over the same bytes.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use sha2::{Digest as _, Sha256};
+use suitcase_cose::{Algorithm, CoseMessage, signing_key_from_pem, verifying_key_from_pem};
+use suitcase_processor::Platform;
+use suitcase_processor::authenticate;
+use suitcase_processor::pipeline::{self, Source};
+use suitcase_processor::platform::{
+    Fetch, FetchError, MemoryRollback, NoClock, NoInvoke, StaticIdentity,
+};
+use suitcase_processor::platform::{StaticKeys, Target, TrustAnchor};
+use suitcase_processor::report::NoReport;
+use suitcase_processor::storage::{MemoryComponent, MemoryStorage};
+use suitcase_processor::suit::{ComponentId, Envelope};
+use suitcase_testkit::device::{SPEC_CLASS, SPEC_VENDOR};
+
+/// A transport over fixed slices.
+struct SliceFetch<'a> {
+    served: [(&'static str, &'a [u8]); 2],
+    current: &'a [u8],
+}
+
+impl Fetch for SliceFetch<'_> {
+    fn open(&mut self, uri: &str, _args: Option<&[u8]>) -> Result<(), FetchError> {
+        self.current = self
+            .served
+            .iter()
+            .find(|(u, _)| *u == uri)
+            .ok_or(FetchError::NotFound)?
+            .1;
+        Ok(())
+    }
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, FetchError> {
+        let n = self.current.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current = &self.current[n..];
+        Ok(n)
+    }
+}
+use suitcase_testkit::resign::{Rewrite, Signer};
+use suitcase_testkit::vectors;
+
+const P0: [u8; 32] = [
+    0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff,
+    0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54, 0x32, 0x10,
+];
+const P1: [u8; 32] = [
+    0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54, 0x32, 0x10,
+    0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff,
+];
+
+fn example3(c: &mut Criterion) {
+    let (public, private) = vectors::spec_keys();
+    let key = verifying_key_from_pem(&public).unwrap();
+    let sk = signing_key_from_pem(&private).unwrap();
+    let (a, b) = (vec![0xa5u8; 16], vec![0x5au8; 16]);
+    let bytes = Rewrite {
+        images: [(P0.to_vec(), a.clone()), (P1.to_vec(), b.clone())]
+            .into_iter()
+            .collect(),
+        sequence_number: None,
+        signers: vec![Signer::Sign(sk, Algorithm::Es256)],
+    }
+    .apply(&vectors::spec_example(3))
+    .unwrap();
+    let env = Envelope::decode(&bytes).unwrap();
+    let block = env.auth.blocks().next().unwrap();
+    let payload = env.auth.signed_payload;
+    let anchors = [TrustAnchor {
+        key: key.as_verifying_key(),
+        kid: None,
+    }];
+    let keys = StaticKeys {
+        anchors: &anchors,
+        rules: &[],
+    };
+    // A lean device, as a microcontroller would have it: static buffers, a transport
+    // that hands out slices, no reports.
+    let id = [0x81, 0x41, 0x00];
+    let (mut s0, mut s1) = ([0u8; 64], [0u8; 64]);
+    let identity = StaticIdentity {
+        vendor: SPEC_VENDOR,
+        class: SPEC_CLASS,
+        device: None,
+        running_slot: 0,
+    };
+
+    let mut g = c.benchmark_group("example3");
+    g.bench_function("verify", |bench| {
+        bench.iter(|| {
+            let msg = CoseMessage::decode(black_box(block)).unwrap();
+            key.as_verifying_key()
+                .verify(&msg, black_box(payload))
+                .unwrap()
+        })
+    });
+    g.bench_function("authenticate", |bench| {
+        bench.iter(|| authenticate(black_box(&bytes), &keys).unwrap())
+    });
+    g.bench_function("authenticate+update", |bench| {
+        bench.iter(|| {
+            let mut comps = [
+                MemoryComponent {
+                    id: &id,
+                    slot: Some(0),
+                    data: &mut s0,
+                    len: 0,
+                },
+                MemoryComponent {
+                    id: &id,
+                    slot: Some(1),
+                    data: &mut s1,
+                    len: 0,
+                },
+            ];
+            let mut storage = MemoryStorage {
+                components: &mut comps,
+            };
+            let mut fetch = SliceFetch {
+                served: [
+                    ("http://example.com/file1.bin", &a),
+                    ("http://example.com/file2.bin", &b),
+                ],
+                current: &[],
+            };
+            let mut rollback = MemoryRollback(0);
+            let mut platform = Platform {
+                storage: &mut storage,
+                fetch: &mut fetch,
+                identity: &identity,
+                rollback: &mut rollback,
+                clock: &NoClock,
+                invoker: &mut NoInvoke,
+                reporter: &mut NoReport,
+            };
+            let auth = authenticate(black_box(&bytes), &keys).unwrap();
+            auth.update(&mut platform).unwrap()
+        })
+    });
+    g.finish();
+}
+
+fn pipeline_4mib(c: &mut Criterion) {
+    const N: usize = 4 << 20;
+    let payload: Vec<u8> = (0..N as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut buf = vec![0u8; N];
+    let id = [0x81, 0x41, 0x00];
+    let target = Target {
+        index: 0,
+        id: ComponentId::decode(&id).unwrap(),
+        slot: None,
+    };
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Bytes(N as u64));
+    g.sample_size(30);
+    g.bench_function("sha256-only", |bench| {
+        bench.iter(|| Sha256::digest(black_box(&payload)))
+    });
+    g.bench_function("install-4MiB", |bench| {
+        bench.iter(|| {
+            let mut comps = [MemoryComponent {
+                id: &id,
+                slot: None,
+                data: &mut buf,
+                len: 0,
+            }];
+            let mut s = MemoryStorage {
+                components: &mut comps,
+            };
+            pipeline::install(
+                &mut s,
+                &target,
+                None,
+                Source::Bytes(black_box(&payload)),
+                None,
+            )
+            .unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, example3, pipeline_4mib);
+criterion_main!(benches);

@@ -1,0 +1,176 @@
+//! Project automation for suitcase, run as `cargo xtask <command>`.
+//!
+//! - `setup`: install what a fresh Debian machine lacks (apt packages for the
+//!   Cortex-M build, `cargo-fuzz`), only when missing.
+//! - `test`: everything CI checks, in order, stopping at the first failure.
+//!   `.ci/run` calls exactly this.
+//! - `firmware`: build `firmware/` with Debian's toolchain, run its tests in
+//!   QEMU, report the size.
+//! - `fuzz`: a short run of every cargo-fuzz target in `fuzz/`.
+
+mod firmware;
+mod fuzz;
+mod process;
+mod setup;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+
+use crate::process::Failure;
+
+/// Fuzzing time per target in `cargo xtask test`, in seconds.
+const DEFAULT_FUZZ_SECONDS: u64 = 20;
+
+/// suitcase's project automation.
+#[derive(Parser)]
+#[command(name = "xtask", bin_name = "cargo xtask", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install missing apt packages and cargo-fuzz (idempotent).
+    Setup,
+    /// Run every check CI runs: setup, fmt, clippy, tests, firmware in QEMU, fuzz.
+    Test {
+        /// Skip the firmware build and the fuzz pass.
+        #[arg(long)]
+        quick: bool,
+        /// Seconds to fuzz each target; 0 only replays the corpus.
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_FUZZ_SECONDS)]
+        fuzz_seconds: u64,
+    },
+    /// Build the Cortex-M firmware, run its tests in QEMU and print its size.
+    Firmware,
+    /// Fuzz every target in `fuzz/` (or only those named) for a while each.
+    Fuzz {
+        /// Seconds to fuzz each target; 0 only replays the corpus.
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_FUZZ_SECONDS)]
+        seconds: u64,
+        /// Targets to run; all of `cargo fuzz list` when none is given.
+        targets: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Setup => setup::run(),
+        Command::Test {
+            quick,
+            fuzz_seconds,
+        } => test(quick, fuzz_seconds),
+        Command::Firmware => firmware::run(),
+        Command::Fuzz { seconds, targets } => fuzz::run(seconds, &targets),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("xtask: {failure}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (the checkout), whatever the current directory.
+fn root() -> PathBuf {
+    let xtask = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    xtask.parent().map_or(xtask.clone(), PathBuf::from)
+}
+
+/// One step of `cargo xtask test`.
+type Step = (&'static str, Box<dyn Fn() -> Result<(), Failure>>);
+
+/// `cargo xtask test`: every step in order, stopping at the first failure.
+fn test(quick: bool, fuzz_seconds: u64) -> Result<(), Failure> {
+    let mut steps: Vec<Step> = vec![
+        ("setup", Box::new(setup::run)),
+        (
+            "fmt",
+            Box::new(|| process::cargo(&["fmt", "--all", "--check"])),
+        ),
+        (
+            "clippy",
+            Box::new(|| {
+                process::cargo(&[
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ])
+            }),
+        ),
+        (
+            "clippy --all-features",
+            Box::new(|| {
+                process::cargo(&[
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--all-features",
+                    "--",
+                    "-D",
+                    "warnings",
+                ])
+            }),
+        ),
+        ("tests", Box::new(host_tests)),
+    ];
+    if !quick {
+        steps.push(("firmware", Box::new(firmware::run)));
+        steps.push(("fuzz", Box::new(move || fuzz::run(fuzz_seconds, &[]))));
+    }
+
+    let total = steps.len();
+    let started = Instant::now();
+    for (i, (name, run)) in steps.iter().enumerate() {
+        println!("\n==> [{}/{total}] {name}", i + 1);
+        let t = Instant::now();
+        let result = run();
+        let secs = t.elapsed().as_secs_f64();
+        match result {
+            Ok(()) => println!("<== [{}/{total}] {name}: ok in {secs:.1} s", i + 1),
+            Err(failure) => {
+                println!("<== [{}/{total}] {name}: FAILED after {secs:.1} s", i + 1);
+                return Err(Failure(format!(
+                    "step {} of {total} ({name}) failed: {failure}",
+                    i + 1
+                )));
+            }
+        }
+    }
+    println!(
+        "\nxtask test: all {total} steps passed in {:.1} s{}",
+        started.elapsed().as_secs_f64(),
+        if quick {
+            " (--quick: no firmware, no fuzz)"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+/// Unit, integration and doc tests of the host workspace, every feature on.
+fn host_tests() -> Result<(), Failure> {
+    if process::succeeds(process::command("cargo").args(["nextest", "--version"])) {
+        process::cargo(&[
+            "nextest",
+            "run",
+            "--workspace",
+            "--all-features",
+            "--no-tests=warn",
+        ])?;
+        // nextest does not run doctests.
+        process::cargo(&["test", "--doc", "--workspace", "--all-features"])
+    } else {
+        process::cargo(&["test", "--workspace", "--all-features"])
+    }
+}
