@@ -14,8 +14,11 @@
 //!   ([`write_to_be_signed`]); only Ed25519 (and HSS-LMS) need the whole message and use a
 //!   fixed stack buffer of [`MAX_SIG_STRUCTURE_LEN`] bytes.
 //!
-//! Feature `std` adds PEM key loading and COSE signing for host tools and tests;
-//! feature `hss-lms` adds HSS-LMS (COSE alg -46) verification.
+//! Features: `p256`, `ed25519` and `hmac` (all three on by default) each bring one
+//! algorithm family, its [`VerifyingKey`] variant and its RustCrypto dependency, so a
+//! bootloader links only what it trusts; `std` (which turns on all three) adds PEM key
+//! loading and COSE signing for host tools and tests; `hss-lms` adds HSS-LMS (COSE alg
+//! -46) verification.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -55,7 +58,9 @@ pub use tbs::{MAX_SIG_STRUCTURE_LEN, encode_to_be_signed, to_be_signed_len, writ
 pub use verify::VerifyingKey;
 
 /// Re-exported so callers build [`VerifyingKey::P256`] with exactly the version we verify with.
+#[cfg(feature = "p256")]
 pub use p256;
 
 /// Re-exported so callers build [`VerifyingKey::Ed25519`] with exactly the version we verify with.
+#[cfg(feature = "ed25519")]
 pub use ed25519_dalek;

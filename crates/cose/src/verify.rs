@@ -1,40 +1,73 @@
 //! Signature and MAC verification with RustCrypto.
+//!
+//! Each algorithm family is a cargo feature (`p256`, `ed25519`, `hmac`, `hss-lms`): a
+//! bootloader that trusts one P-256 key builds with `p256` only and links no Ed25519 or
+//! HMAC code. A key variant exists only when its feature is on; a message in an
+//! algorithm the build lacks still decodes (its `alg` is named), but no key accepts it.
 
 use core::fmt;
 
+#[cfg(feature = "hmac")]
 use hmac::{Hmac, KeyInit, Mac};
+#[cfg(feature = "p256")]
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
-use sha2::{Digest, Sha256};
+#[cfg(feature = "p256")]
+use sha2::Digest;
+#[cfg(any(feature = "p256", feature = "hmac"))]
+use sha2::Sha256;
 
-use crate::tbs::{MAX_SIG_STRUCTURE_LEN, encode_to_be_signed, write_to_be_signed};
+#[cfg(any(feature = "p256", feature = "hmac"))]
+use crate::tbs::write_to_be_signed;
+#[cfg(any(feature = "ed25519", feature = "hss-lms"))]
+use crate::tbs::{MAX_SIG_STRUCTURE_LEN, encode_to_be_signed};
 use crate::{Algorithm, CoseError, CoseKind, CoseMessage};
 
 /// A trusted key that can check a [`CoseMessage`].
 ///
 /// Borrowing (`'k`) lets a bootloader keep HMAC and HSS-LMS keys in flash without copying.
+/// Each variant is there only when its cargo feature is on.
 #[derive(Clone, Copy)]
 pub enum VerifyingKey<'k> {
     /// ECDSA P-256 public key; checks ES256 (-7) and ESP256 (-9) COSE_Sign1.
+    #[cfg(feature = "p256")]
     P256(p256::ecdsa::VerifyingKey),
     /// Ed25519 public key; checks EdDSA (-8) and Ed25519 (-19) COSE_Sign1.
+    #[cfg(feature = "ed25519")]
     Ed25519(ed25519_dalek::VerifyingKey),
     /// HMAC-SHA-256 secret; checks HMAC 256/256 (5) COSE_Mac0.
+    #[cfg(feature = "hmac")]
     Hmac256(&'k [u8]),
     /// HSS-LMS public key in the RFC 8554 encoding (`L || LMS public key`, 60 bytes,
     /// SHA-256/M32/N32 parameter sets); checks HSS-LMS (-46) COSE_Sign1.
     #[cfg(feature = "hss-lms")]
     HssLms(&'k [u8]),
+    /// Never constructed: holds the `'k` lifetime when no borrowing variant (HMAC,
+    /// HSS-LMS) is compiled in, so the type keeps one signature in every build.
+    #[cfg(not(any(feature = "hmac", feature = "hss-lms")))]
+    #[doc(hidden)]
+    Unused(
+        core::convert::Infallible,
+        core::marker::PhantomData<&'k [u8]>,
+    ),
 }
 
 /// Hand-written so that an HMAC secret never ends up in a log.
 impl fmt::Debug for VerifyingKey<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            #[cfg(feature = "p256")]
             Self::P256(k) => f.debug_tuple("P256").field(k).finish(),
+            #[cfg(feature = "ed25519")]
             Self::Ed25519(k) => f.debug_tuple("Ed25519").field(k).finish(),
+            #[cfg(feature = "hmac")]
             Self::Hmac256(_) => f.write_str("Hmac256(<secret>)"),
             #[cfg(feature = "hss-lms")]
             Self::HssLms(k) => f.debug_tuple("HssLms").field(k).finish(),
+            #[cfg(not(any(feature = "hmac", feature = "hss-lms")))]
+            Self::Unused(never, _) => {
+                let _ = f;
+                match *never {}
+            }
         }
     }
 }
@@ -48,15 +81,23 @@ impl VerifyingKey<'_> {
     /// declaring HMAC and using a public key as the secret).
     pub fn accepts(&self, kind: CoseKind, alg: Algorithm) -> bool {
         match self {
+            #[cfg(feature = "p256")]
             Self::P256(_) => {
                 kind == CoseKind::Sign1 && matches!(alg, Algorithm::Es256 | Algorithm::Esp256)
             }
+            #[cfg(feature = "ed25519")]
             Self::Ed25519(_) => {
                 kind == CoseKind::Sign1 && matches!(alg, Algorithm::EdDsa | Algorithm::Ed25519)
             }
+            #[cfg(feature = "hmac")]
             Self::Hmac256(_) => kind == CoseKind::Mac0 && alg == Algorithm::Hmac256,
             #[cfg(feature = "hss-lms")]
             Self::HssLms(_) => kind == CoseKind::Sign1 && alg == Algorithm::HssLms,
+            #[cfg(not(any(feature = "hmac", feature = "hss-lms")))]
+            Self::Unused(never, _) => {
+                let _ = (kind, alg);
+                match *never {}
+            }
         }
     }
 
@@ -89,6 +130,7 @@ impl VerifyingKey<'_> {
         };
 
         match self {
+            #[cfg(feature = "p256")]
             Self::P256(key) => {
                 // COSE carries raw r||s (64 bytes), not DER.
                 let sig = p256::ecdsa::Signature::from_slice(msg.tag)
@@ -101,6 +143,7 @@ impl VerifyingKey<'_> {
                 key.verify_prehash(&digest, &sig)
                     .map_err(|_| CoseError::SignatureInvalid)
             }
+            #[cfg(feature = "ed25519")]
             Self::Ed25519(key) => {
                 let sig = ed25519_dalek::Signature::from_slice(msg.tag)
                     .map_err(|_| CoseError::SignatureInvalid)?;
@@ -110,6 +153,7 @@ impl VerifyingKey<'_> {
                 key.verify_strict(tbs, &sig)
                     .map_err(|_| CoseError::SignatureInvalid)
             }
+            #[cfg(feature = "hmac")]
             Self::Hmac256(secret) => {
                 if secret.is_empty() {
                     return Err(CoseError::InvalidKey);
@@ -137,16 +181,23 @@ impl VerifyingKey<'_> {
                 hbs_lms::verify::<hbs_lms::Sha256_256>(tbs, msg.tag, public_key)
                     .map_err(|_| CoseError::SignatureInvalid)
             }
+            #[cfg(not(any(feature = "hmac", feature = "hss-lms")))]
+            Self::Unused(never, _) => {
+                let _ = payload;
+                match *never {}
+            }
         }
     }
 }
 
+#[cfg(feature = "p256")]
 impl From<p256::ecdsa::VerifyingKey> for VerifyingKey<'_> {
     fn from(key: p256::ecdsa::VerifyingKey) -> Self {
         Self::P256(key)
     }
 }
 
+#[cfg(feature = "ed25519")]
 impl From<ed25519_dalek::VerifyingKey> for VerifyingKey<'_> {
     fn from(key: ed25519_dalek::VerifyingKey) -> Self {
         Self::Ed25519(key)

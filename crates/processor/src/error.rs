@@ -157,10 +157,12 @@ impl fmt::Display for Error {
                 sequence,
             } => write!(
                 f,
-                "condition {condition:?} failed on component {component} in {sequence:?}"
+                "condition {} failed on component {component} in {}",
+                condition.name(),
+                sequence.name()
             ),
             Error::TryEachExhausted { sequence } => {
-                write!(f, "no try-each branch succeeded in {sequence:?}")
+                write!(f, "no try-each branch succeeded in {}", sequence.name())
             }
             Error::UnsupportedCommand(c) => write!(f, "unsupported command {c}"),
             Error::UnsupportedParameter(p) => write!(f, "unsupported parameter {p}"),

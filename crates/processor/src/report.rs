@@ -27,6 +27,20 @@ pub enum SequenceKind {
 }
 
 impl SequenceKind {
+    /// The spec's name of the sequence.
+    pub fn name(self) -> &'static str {
+        match self {
+            SequenceKind::Shared => "shared-sequence",
+            SequenceKind::DependencyResolution => "dependency-resolution",
+            SequenceKind::PayloadFetch => "payload-fetch",
+            SequenceKind::CandidateVerification => "candidate-verification",
+            SequenceKind::Install => "install",
+            SequenceKind::Validate => "validate",
+            SequenceKind::Load => "load",
+            SequenceKind::Invoke => "invoke",
+        }
+    }
+
     /// The manifest key of the sequence (4 for the shared sequence, its SUIT_Common key).
     pub fn key(self) -> i64 {
         match self {

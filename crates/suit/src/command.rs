@@ -274,6 +274,28 @@ impl Command<'_> {
     }
 }
 
+impl Condition {
+    /// The spec's name, without the `condition-` prefix.
+    pub fn name(self) -> &'static str {
+        match self {
+            Condition::VendorIdentifier => "vendor-identifier",
+            Condition::ClassIdentifier => "class-identifier",
+            Condition::ImageMatch => "image-match",
+            Condition::UseBefore => "use-before",
+            Condition::ComponentSlot => "component-slot",
+            Condition::CheckContent => "check-content",
+            Condition::DependencyIntegrity => "dependency-integrity",
+            Condition::IsDependency => "is-dependency",
+            Condition::Abort => "abort",
+            Condition::DeviceIdentifier => "device-identifier",
+            Condition::ImageNotMatch => "image-not-match",
+            Condition::MinimumBattery => "minimum-battery",
+            Condition::UpdateAuthorized => "update-authorized",
+            Condition::Version => "version",
+        }
+    }
+}
+
 /// The code of a condition.
 pub fn condition_code(c: Condition) -> i64 {
     match c {

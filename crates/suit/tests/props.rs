@@ -72,11 +72,11 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        if let Ok(e) = Envelope::decode(&bytes) {
-            if let Ok(m) = e.manifest() {
-                for k in suitcase_suit::SeverableKind::ALL {
-                    let _ = e.sequence(&m, k);
-                }
+        if let Ok(e) = Envelope::decode(&bytes)
+            && let Ok(m) = e.manifest()
+        {
+            for k in suitcase_suit::SeverableKind::ALL {
+                let _ = e.sequence(&m, k);
             }
         }
         let _ = CommandSequence::decode(&bytes).map(|s| s.iter().count());

@@ -1,0 +1,570 @@
+//! `suitcase demo`: a guided end-to-end run of the device code on an in-memory device,
+//! with the published vectors of the manifest spec.
+//!
+//! Each step is a small function that returns the fact it measured (or why it failed);
+//! `run` prints one ✔/✘ line per step and a closing `demo: N steps passed, M failed`.
+//! The steps use the processor exactly as a device does: `authenticate`, then `update`
+//! or `invoke` over a `Platform` lent by `suitcase_testkit::device::MemDevice`.
+//!
+//! Two deliberate liberties, both said in the output: the spec examples carry
+//! placeholder image digests, so the update steps re-sign them with the digests of real
+//! (generated) images using the published private key; and example 3 has no invoke
+//! sequence, so the demo's copy of it adds `invoke (policy 2)` to show a boot.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail, ensure};
+use ciborium::Value;
+use suitcase_cose::{
+    Algorithm, CoseMessage, OwnedVerifyingKey, SigningKey, signing_key_from_pem,
+    verifying_key_from_pem,
+};
+use suitcase_processor::platform::{Rule, StaticKeys, TrustAnchor};
+use suitcase_processor::{AuthError, Error, authenticate};
+use suitcase_suit::Envelope;
+use suitcase_testkit::build;
+use suitcase_testkit::device::MemDevice;
+use suitcase_testkit::resign::{Rewrite, Signer};
+use suitcase_testkit::vectors::SPEC;
+
+use crate::Rejected;
+
+/// Arguments of `demo` (none: the vectors come from `SUITCASE_VECTORS` or the checkout).
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+/// The placeholder digests of the spec examples: `0011…3210` and `0123…eeff`.
+const P0: &str = "00112233445566778899aabbccddeeff0123456789abcdeffedcba9876543210";
+const P1: &str = "0123456789abcdeffedcba987654321000112233445566778899aabbccddeeff";
+
+/// Component identifiers of the examples.
+const C0: &[&[u8]] = &[&[0x00]];
+const C1: &[&[u8]] = &[&[0x01]];
+const C2: &[&[u8]] = &[&[0x02]];
+
+/// The 7 signed envelopes of the manifest spec (example 2 also in its severed form).
+const SIGNED: [&str; 7] = [
+    "example0.suit",
+    "example1.suit",
+    "example2.suit",
+    "example2-severed.suit",
+    "example3.suit",
+    "example4.suit",
+    "example5.suit",
+];
+
+/// The demo's operator key (Ed25519, a fixed seed so every run prints the same).
+const OPERATOR_SEED: [u8; 32] = [0x0d; 32];
+
+type Step = fn(&mut Ctx) -> anyhow::Result<String>;
+
+/// The steps, in order: letter, title, function.
+const STEPS: [(&str, &str, Step); 8] = [
+    ("a", "authenticate", authenticate_signed),
+    ("b", "refuse unsigned", refuse_unsigned),
+    ("c", "A/B update", ab_update),
+    ("d", "reboot", reboot),
+    ("e", "replay", replay),
+    ("f", "tamper", tamper),
+    ("g", "author + operator", two_signers),
+    ("h", "load chain", load_chain),
+];
+
+/// What the steps share: the vectors, the published key pair, and the A/B device that
+/// steps (c) to (f) act on in turn.
+struct Ctx {
+    dir: PathBuf,
+    public: OwnedVerifyingKey,
+    private: SigningKey,
+    ab: Option<AbDevice>,
+}
+
+/// The device of steps (c)–(f) and the envelope installed on it.
+struct AbDevice {
+    device: MemDevice,
+    envelope: Vec<u8>,
+}
+
+impl Ctx {
+    fn read(&self, name: &str) -> anyhow::Result<Vec<u8>> {
+        let p = self.dir.join(SPEC).join(name);
+        std::fs::read(&p).with_context(|| p.display().to_string())
+    }
+
+    /// Runs `f` with the published key as the only trust anchor, any-one policy.
+    fn with_spec_key<R>(&self, f: impl FnOnce(&StaticKeys<'_>) -> R) -> R {
+        let anchors = [TrustAnchor {
+            key: self.public.as_verifying_key(),
+            kid: None,
+        }];
+        f(&StaticKeys {
+            anchors: &anchors,
+            rules: &[],
+        })
+    }
+
+    /// `example{n}` re-signed with the published key, its placeholder digests replaced
+    /// by those of `images` (`(placeholder hex, image)`).
+    fn resigned(
+        &self,
+        envelope: &[u8],
+        images: &[(&str, &[u8])],
+        signers: Vec<Signer>,
+    ) -> anyhow::Result<Vec<u8>> {
+        let mut map = HashMap::new();
+        for (placeholder, image) in images {
+            map.insert(hex::decode(placeholder)?, image.to_vec());
+        }
+        Rewrite {
+            images: map,
+            sequence_number: None,
+            signers,
+        }
+        .apply(envelope)
+        .map_err(|e| anyhow!(e))
+    }
+
+    fn author(&self) -> Signer {
+        Signer::Sign(self.private.clone(), Algorithm::Es256)
+    }
+}
+
+/// The vectors folder: `$SUITCASE_VECTORS`, else `../shared/vectors` from the current
+/// directory, else beside the workspace this binary was built from.
+fn find_vectors() -> anyhow::Result<PathBuf> {
+    let candidates = match std::env::var_os("SUITCASE_VECTORS") {
+        Some(p) => vec![PathBuf::from(p)],
+        None => vec![
+            PathBuf::from("../shared/vectors"),
+            suitcase_testkit::vectors::dir(),
+        ],
+    };
+    for c in &candidates {
+        if c.join(SPEC).join("public_key.pem").is_file() {
+            return Ok(std::fs::canonicalize(c).unwrap_or_else(|_| c.clone()));
+        }
+    }
+    let tried: Vec<String> = candidates.iter().map(|c| c.display().to_string()).collect();
+    bail!(
+        "published vectors not found (looked in {}); set SUITCASE_VECTORS to the shared/vectors folder",
+        tried.join(", ")
+    )
+}
+
+fn load_ctx(dir: PathBuf) -> anyhow::Result<Ctx> {
+    let read = |name: &str| {
+        let p = dir.join(SPEC).join(name);
+        std::fs::read_to_string(&p).with_context(|| p.display().to_string())
+    };
+    let public = verifying_key_from_pem(&read("public_key.pem")?)
+        .map_err(|e| anyhow!("public_key.pem: {e}"))?;
+    let private = signing_key_from_pem(&read("private_key.pem")?)
+        .map_err(|e| anyhow!("private_key.pem: {e}"))?;
+    Ok(Ctx {
+        dir,
+        public,
+        private,
+        ab: None,
+    })
+}
+
+/// Runs `demo`.
+pub fn run(_args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
+    let mut ctx = load_ctx(find_vectors()?)?;
+    writeln!(
+        out,
+        "suitcase demo: the device code on an in-memory device, with the published vectors in {}",
+        ctx.dir.display()
+    )?;
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for (letter, title, step) in STEPS {
+        match step(&mut ctx) {
+            Ok(fact) => {
+                passed += 1;
+                writeln!(out, "✔ ({letter}) {title}: {fact}")?;
+            }
+            Err(e) => {
+                failed += 1;
+                writeln!(
+                    out,
+                    "✘ ({letter}) {title}: {}",
+                    crate::one_line(&format!("{e:#}"))
+                )?;
+            }
+        }
+    }
+    writeln!(out, "demo: {passed} steps passed, {failed} failed")?;
+    if failed > 0 {
+        return Err(Rejected(format!("{failed} of {} steps failed", STEPS.len())).into());
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// A deterministic pseudo-random image (xorshift): the same bytes on every run.
+fn image(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+/// (a) Every signed spec example authenticates with the published key.
+fn authenticate_signed(ctx: &mut Ctx) -> anyhow::Result<String> {
+    let t = Instant::now();
+    let mut seqs = Vec::new();
+    let mut bad = Vec::new();
+    for name in SIGNED {
+        let bytes = ctx.read(name)?;
+        match ctx.with_spec_key(|k| authenticate(&bytes, k).map(|a| a.manifest().sequence_number)) {
+            Ok(n) => seqs.push(n.to_string()),
+            Err(e) => bad.push(format!("{name}: {e}")),
+        }
+    }
+    ensure!(
+        bad.is_empty(),
+        "{}/{} authentic; {}",
+        seqs.len(),
+        SIGNED.len(),
+        bad.join("; ")
+    );
+    Ok(format!(
+        "{}/{} signed spec examples authentic under the published P-256 key (ES256), sequence numbers {} ({})",
+        seqs.len(),
+        SIGNED.len(),
+        seqs.join(", "),
+        ms(t.elapsed())
+    ))
+}
+
+/// (b) Every unsigned spec example is refused before its manifest is even decoded.
+fn refuse_unsigned(ctx: &mut Ctx) -> anyhow::Result<String> {
+    let t = Instant::now();
+    let mut reason = String::new();
+    for n in 0..=5 {
+        let name = format!("example{n}-unsigned.suit");
+        let bytes = ctx.read(&name)?;
+        match ctx.with_spec_key(|k| authenticate(&bytes, k).map(|_| ())) {
+            Err(e @ Error::Auth(AuthError::NoSignature)) => reason = e.to_string(),
+            Err(e) => bail!("{name}: refused for the wrong reason: {e}"),
+            Ok(()) => bail!("{name}: accepted without a signature"),
+        }
+    }
+    Ok(format!(
+        "6/6 unsigned spec examples refused: \"{reason}\" ({})",
+        ms(t.elapsed())
+    ))
+}
+
+/// Example 3 with `invoke = [invoke, policy 2]` added (it has no invoke sequence).
+fn with_invoke_sequence(envelope: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let enc = |v: &Value| -> anyhow::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        ciborium::into_writer(v, &mut out)?;
+        Ok(out)
+    };
+    let is_key =
+        |v: &Value, k: i64| matches!(v, Value::Integer(i) if i128::from(*i) == i128::from(k));
+    let Value::Tag(107, inner) = ciborium::from_reader::<Value, _>(envelope)? else {
+        bail!("example 3 is not a tagged envelope");
+    };
+    let Value::Map(mut entries) = *inner else {
+        bail!("example 3 is not a map");
+    };
+    let Some((_, Value::Bytes(manifest))) = entries.iter_mut().find(|(k, _)| is_key(k, 3)) else {
+        bail!("example 3 has no manifest");
+    };
+    let Value::Map(mut m) = ciborium::from_reader::<Value, _>(manifest.as_slice())? else {
+        bail!("example 3's manifest is not a map");
+    };
+    if !m.iter().any(|(k, _)| is_key(k, 9)) {
+        m.push((build::int(9), build::seq(&[(23, build::int(2))])));
+    }
+    *manifest = enc(&Value::Map(m))?;
+    enc(&Value::Tag(107, Box::new(Value::Map(entries))))
+}
+
+const U0: &str = "http://example.com/file1.bin";
+const U1: &str = "http://example.com/file2.bin";
+
+/// (c) A/B update: example 3 installs into the slot that is not running.
+fn ab_update(ctx: &mut Ctx) -> anyhow::Result<String> {
+    let old = image(0xA0, 30_000);
+    let (img0, img1) = (image(0xB0, 34_768), image(0xB1, 76_834));
+    let base = with_invoke_sequence(&ctx.read("example3.suit")?)?;
+    let envelope = ctx.resigned(&base, &[(P0, &img0), (P1, &img1)], vec![ctx.author()])?;
+    let mut device = MemDevice::spec()
+        .with_component(C0, Some(0), 80_000)
+        .with_component(C0, Some(1), 80_000)
+        .serve(U0, img0)
+        .serve(U1, img1.clone());
+    device.preload(C0, Some(0), &old);
+    let t = Instant::now();
+    let summary = ctx.with_spec_key(|k| {
+        let a = authenticate(&envelope, k)?;
+        device.with_platform(|p| a.update(p))
+    })?;
+    let took = t.elapsed();
+    ensure!(
+        device.fetched == [U1],
+        "fetched {:?}, expected only {U1}",
+        device.fetched
+    );
+    ensure!(
+        device.content(C0, Some(1)) == img1.as_slice(),
+        "slot 1 does not hold the new image"
+    );
+    ensure!(
+        device.content(C0, Some(0)) == old.as_slice(),
+        "the running slot 0 was modified"
+    );
+    ensure!(
+        device.rollback.0 == 3,
+        "rollback counter is {}, expected 3",
+        device.rollback.0
+    );
+    let fact = format!(
+        "example 3 (re-signed with real image digests, + invoke) wrote {} bytes into slot 1 \
+         in {} (fetched {U1}); running slot 0 untouched; rollback counter 0 → {}",
+        summary.bytes_written,
+        ms(took),
+        device.rollback.0
+    );
+    ctx.ab = Some(AbDevice { device, envelope });
+    Ok(fact)
+}
+
+/// (d) Reboot: the invoke procedure validates the image in the running slot, then
+/// invokes it.
+fn reboot(ctx: &mut Ctx) -> anyhow::Result<String> {
+    let mut ab = ctx.ab.take().ok_or_else(|| anyhow!("needs step (c)"))?;
+    let r = reboot_on(ctx, &mut ab);
+    ctx.ab = Some(ab);
+    r
+}
+
+fn reboot_on(ctx: &Ctx, ab: &mut AbDevice) -> anyhow::Result<String> {
+    let dev = &mut ab.device;
+    let envelope = &ab.envelope;
+    // Without the swap to slot 1, slot 0's old image must not pass validation.
+    dev.identity.running_slot = 0;
+    let stale = ctx.with_spec_key(|k| {
+        let a = authenticate(envelope, k)?;
+        dev.with_platform(|p| a.invoke(p))
+    });
+    ensure!(stale.is_err(), "the old image in slot 0 passed validation");
+    ensure!(dev.invoked.is_empty(), "the old image was invoked");
+    dev.identity.running_slot = 1;
+    let t = Instant::now();
+    ctx.with_spec_key(|k| {
+        let a = authenticate(envelope, k)?;
+        dev.with_platform(|p| a.invoke(p))
+    })?;
+    let took = t.elapsed();
+    ensure!(
+        dev.invoked == [(0, None)],
+        "invoked {:?}, expected component 0",
+        dev.invoked
+    );
+    let refused = stale.err().map(|e| e.to_string()).unwrap_or_default();
+    Ok(format!(
+        "booted from slot 1: validate matched the new image, component 0 invoked in {}; \
+         slot 0's old image is refused (\"{refused}\")",
+        ms(took)
+    ))
+}
+
+/// (e) The same manifest again is a replay: refused as rollback, nothing fetched.
+fn replay(ctx: &mut Ctx) -> anyhow::Result<String> {
+    let mut ab = ctx.ab.take().ok_or_else(|| anyhow!("needs step (c)"))?;
+    let fetched = ab.device.fetched.len();
+    let envelope = &ab.envelope;
+    let dev = &mut ab.device;
+    let r = ctx.with_spec_key(|k| {
+        let a = authenticate(envelope, k)?;
+        dev.with_platform(|p| a.update(p))
+    });
+    let grew = dev.fetched.len() != fetched;
+    ctx.ab = Some(ab);
+    match r {
+        Err(e @ Error::Rollback { .. }) => {
+            ensure!(!grew, "refused, but only after fetching");
+            Ok(format!(
+                "the installed manifest offered again is refused: \"{e}\"; nothing fetched"
+            ))
+        }
+        Err(e) => bail!("refused for the wrong reason: {e}"),
+        Ok(_) => bail!("the replayed manifest was installed again"),
+    }
+}
+
+/// (f) One bit flipped in the signature: refused.
+fn tamper(ctx: &mut Ctx) -> anyhow::Result<String> {
+    let ab = ctx.ab.as_ref().ok_or_else(|| anyhow!("needs step (c)"))?;
+    let mut bytes = ab.envelope.clone();
+    let signature = {
+        let env = Envelope::decode(&ab.envelope)?;
+        let block = env
+            .auth
+            .blocks()
+            .next()
+            .ok_or_else(|| anyhow!("no COSE block"))?;
+        CoseMessage::decode(block)
+            .map_err(|e| anyhow!("COSE: {e}"))?
+            .tag
+            .to_vec()
+    };
+    let at = bytes
+        .windows(signature.len())
+        .position(|w| w == signature.as_slice())
+        .ok_or_else(|| anyhow!("signature not found in the envelope"))?;
+    let last = at + signature.len() - 1;
+    if let Some(b) = bytes.get_mut(last) {
+        *b ^= 0x01;
+    }
+    match ctx.with_spec_key(|k| authenticate(&bytes, k).map(|_| ())) {
+        Err(e @ Error::Auth(AuthError::PolicyNotSatisfied)) => Ok(format!(
+            "a copy with bit 0 of byte {last} (the signature's last) flipped is refused: \"{e}\""
+        )),
+        Err(e) => bail!("refused for the wrong reason: {e}"),
+        Ok(()) => bail!("the tampered envelope was accepted"),
+    }
+}
+
+/// (g) Author AND operator: both signatures required; the author's alone is refused.
+fn two_signers(ctx: &mut Ctx) -> anyhow::Result<String> {
+    let img = image(0xC1, 34_768);
+    let example1 = ctx.read("example1.suit")?;
+    let operator = SigningKey::Ed25519(suitcase_cose::ed25519_dalek::SigningKey::from_bytes(
+        &OPERATOR_SEED,
+    ));
+    let operator_pub = operator.verifying_key();
+    let both = ctx.resigned(
+        &example1,
+        &[(P0, &img)],
+        vec![ctx.author(), Signer::Sign(operator, Algorithm::Ed25519)],
+    )?;
+    let author_only = ctx.resigned(&example1, &[(P0, &img)], vec![ctx.author()])?;
+    let anchors = [
+        TrustAnchor {
+            key: ctx.public.as_verifying_key(),
+            kid: None,
+        },
+        TrustAnchor {
+            key: operator_pub.as_verifying_key(),
+            kid: None,
+        },
+    ];
+    let keys = StaticKeys {
+        anchors: &anchors,
+        rules: &[Rule::required(0), Rule::required(1)],
+    };
+    let signers = authenticate(&both, &keys)?.signers();
+    ensure!(signers == 0b11, "signer set {signers:#b}, expected both");
+    match authenticate(&author_only, &keys) {
+        Err(e @ Error::Auth(AuthError::PolicyNotSatisfied)) => Ok(format!(
+            "example 1 signed by author (P-256, ES256) and operator (Ed25519) is accepted with both \
+             keys required; the author-only copy is refused: \"{e}\""
+        )),
+        Err(e) => bail!("author-only refused for the wrong reason: {e}"),
+        Ok(_) => bail!("author-only envelope accepted under an author+operator policy"),
+    }
+}
+
+/// (h) Example 4: fetch into staging, install by copy, load into RAM by copy, invoke.
+fn load_chain(ctx: &mut Ctx) -> anyhow::Result<String> {
+    let img = image(0xD4, 34_768);
+    let uri = "http://example.com/file.bin";
+    // The load step checks the copy against its own digest: give it the same image's.
+    let envelope = ctx.resigned(
+        &ctx.read("example4.suit")?,
+        &[(P0, &img), (P1, &img)],
+        vec![ctx.author()],
+    )?;
+    let mut dev = MemDevice::spec()
+        .with_component(C0, None, 40_000)
+        .with_component(C1, None, 40_000)
+        .with_component(C2, None, 40_000)
+        .serve(uri, img.clone());
+    let t = Instant::now();
+    ctx.with_spec_key(|k| {
+        let a = authenticate(&envelope, k)?;
+        dev.with_platform(|p| a.update(p))
+    })?;
+    let update = t.elapsed();
+    ensure!(
+        dev.content(C2, None) == img.as_slice(),
+        "[02] (staging) does not hold the fetched image"
+    );
+    ensure!(
+        dev.content(C0, None) == img.as_slice(),
+        "[00] does not hold the installed image"
+    );
+    ensure!(
+        dev.content(C1, None).is_empty(),
+        "[01] was written before load"
+    );
+    let t = Instant::now();
+    ctx.with_spec_key(|k| {
+        let a = authenticate(&envelope, k)?;
+        dev.with_platform(|p| a.invoke(p))
+    })?;
+    let boot = t.elapsed();
+    ensure!(
+        dev.content(C1, None) == img.as_slice(),
+        "[01] does not hold the loaded image"
+    );
+    ensure!(
+        dev.invoked == [(2, None)],
+        "invoked {:?}, expected component 2",
+        dev.invoked
+    );
+    Ok(format!(
+        "update fetched {} bytes into [02] and install copied them to [00] ({}); boot validated [00], \
+         load copied it to [01] and invoked component 2 = [01] ({})",
+        img.len(),
+        ms(update),
+        ms(boot)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Cli, Command};
+    use clap::Parser;
+
+    #[test]
+    fn takes_no_flags() {
+        let cli = Cli::try_parse_from(["suitcase", "demo"]).unwrap();
+        assert!(matches!(cli.command, Command::Demo(_)));
+        assert!(Cli::try_parse_from(["suitcase", "demo", "--json"]).is_err());
+    }
+
+    #[test]
+    fn images_are_deterministic() {
+        assert_eq!(image(1, 64), image(1, 64));
+        assert_ne!(image(1, 64), image(2, 64));
+    }
+
+    #[test]
+    fn invoke_is_added_once() {
+        let dir = suitcase_testkit::vectors::dir().join(SPEC);
+        let ex3 = std::fs::read(dir.join("example3.suit")).unwrap();
+        let with = with_invoke_sequence(&ex3).unwrap();
+        let m = Envelope::decode(&with).unwrap().manifest().unwrap();
+        assert!(m.invoke.is_some());
+        assert_eq!(with_invoke_sequence(&with).unwrap(), with);
+    }
+}
