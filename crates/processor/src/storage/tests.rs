@@ -49,14 +49,17 @@ impl<const W: usize> NorFlash for Strict<W> {
     const WRITE_SIZE: usize = W;
     const ERASE_SIZE: usize = 1024;
     fn erase(&mut self, from: u32, to: u32) -> Result<(), FlashError> {
-        assert!(from % 1024 == 0 && to % 1024 == 0, "unaligned erase");
+        assert!(
+            from.is_multiple_of(1024) && to.is_multiple_of(1024),
+            "unaligned erase"
+        );
         self.mem[from as usize..to as usize].fill(0xFF);
         self.erases += ((to - from) / 1024) as usize;
         Ok(())
     }
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FlashError> {
         assert!(
-            offset as usize % W == 0 && bytes.len() % W == 0,
+            (offset as usize).is_multiple_of(W) && bytes.len().is_multiple_of(W),
             "unaligned write"
         );
         let dst = &mut self.mem[offset as usize..offset as usize + bytes.len()];
