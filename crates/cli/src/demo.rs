@@ -15,6 +15,8 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use suitcase_testkit::image;
+use suitcase_testkit::vectors::{PLACEHOLDER_0 as P0, PLACEHOLDER_1 as P1};
 
 use anyhow::{Context as _, anyhow, bail, ensure};
 use ciborium::Value;
@@ -35,10 +37,6 @@ use crate::Rejected;
 /// Arguments of `demo` (none: the vectors come from `SUITCASE_VECTORS` or the checkout).
 #[derive(Debug, clap::Args)]
 pub struct Args {}
-
-/// The placeholder digests of the spec examples: `0011…3210` and `0123…eeff`.
-const P0: &str = "00112233445566778899aabbccddeeff0123456789abcdeffedcba9876543210";
-const P1: &str = "0123456789abcdeffedcba987654321000112233445566778899aabbccddeeff";
 
 /// Component identifiers of the examples.
 const C0: &[&[u8]] = &[&[0x00]];
@@ -111,12 +109,12 @@ impl Ctx {
     fn resigned(
         &self,
         envelope: &[u8],
-        images: &[(&str, &[u8])],
+        images: &[([u8; 32], &[u8])],
         signers: Vec<Signer>,
     ) -> anyhow::Result<Vec<u8>> {
         let mut map = HashMap::new();
         for (placeholder, image) in images {
-            map.insert(hex::decode(placeholder)?, image.to_vec());
+            map.insert(placeholder.to_vec(), image.to_vec());
         }
         Rewrite {
             images: map,
@@ -205,19 +203,6 @@ pub fn run(_args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
 
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-}
-
-/// A deterministic pseudo-random image (xorshift): the same bytes on every run.
-fn image(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.to_le_bytes()[0]
-        })
-        .collect()
 }
 
 /// (a) Every signed spec example authenticates with the published key.

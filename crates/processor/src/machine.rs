@@ -93,6 +93,13 @@ enum Scope {
     RunSequence,
 }
 
+/// Where an install reads from (the pipeline's `Source` before the transport is opened).
+enum Input<'a, 'u> {
+    Bytes(&'a [u8]),
+    Fetch(&'u str),
+    Component(Target<'a>, u64),
+}
+
 /// Summary of a completed update.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UpdateSummary {
@@ -566,7 +573,7 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
                     parameter: 18,
                     component: i,
                 })?;
-                self.install(i, &t, &p, Source::Bytes(content))
+                self.install(i, &t, &p, Input::Bytes(content))
             }
             Directive::Fetch => {
                 let uri = p.uri.ok_or(Error::MissingParameter {
@@ -579,9 +586,9 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
                     let bytes = env
                         .integrated(uri)
                         .ok_or(Error::Fetch(crate::platform::FetchError::NotFound))?;
-                    self.install(i, &t, &p, Source::Bytes(bytes))
+                    self.install(i, &t, &p, Input::Bytes(bytes))
                 } else {
-                    self.install_fetched(i, &t, &p, uri)
+                    self.install(i, &t, &p, Input::Fetch(uri))
                 }
             }
             Directive::Copy => {
@@ -598,7 +605,7 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
                     Some(s) => s,
                     None => self.platform.storage.len(&st)?,
                 };
-                self.install(i, &t, &p, Source::Component(st, len))
+                self.install(i, &t, &p, Input::Component(st, len))
             }
             Directive::Swap => {
                 let src = p.source.ok_or(Error::MissingParameter {
@@ -628,36 +635,29 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
         }
     }
 
-    fn install_fetched(
-        &mut self,
-        i: u32,
-        t: &Target<'a>,
-        p: &Params<'a>,
-        uri: &str,
-    ) -> Result<(), Error> {
-        if p.encryption_info.is_some() {
-            return Err(Error::UnsupportedParameter(19));
-        }
-        self.platform.fetch.open(uri, p.fetch_args)?;
-        let storage = &mut *self.platform.storage;
-        let fetch = &mut *self.platform.fetch;
-        let w = pipeline::install(storage, t, p.size, Source::Fetch(fetch), None);
-        self.record_write(i, w)
-    }
-
+    /// One streaming pass into component `i` (write, fetch, copy).
     fn install(
         &mut self,
         i: u32,
         t: &Target<'a>,
         p: &Params<'a>,
-        source: Source<'_, 'a>,
+        from: Input<'a, '_>,
     ) -> Result<(), Error> {
         // Decryption belongs in this pass (a Transform); until it is built, an encrypted
         // payload is refused rather than written as ciphertext.
         if p.encryption_info.is_some() {
             return Err(Error::UnsupportedParameter(19));
         }
-        let w = pipeline::install(self.platform.storage, t, p.size, source, None);
+        let platform = &mut *self.platform;
+        let source = match from {
+            Input::Bytes(b) => Source::Bytes(b),
+            Input::Component(src, len) => Source::Component(src, len),
+            Input::Fetch(uri) => {
+                platform.fetch.open(uri, p.fetch_args)?;
+                Source::Fetch(&mut *platform.fetch)
+            }
+        };
+        let w = pipeline::install(platform.storage, t, p.size, source, None);
         self.record_write(i, w)
     }
 

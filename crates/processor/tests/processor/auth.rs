@@ -10,23 +10,12 @@ use suitcase_testkit::vectors::{self, ENC, SPEC, TD};
 
 use super::common::*;
 
-const SIGNED: [&str; 7] = [
-    "example0.suit",
-    "example1.suit",
-    "example2.suit",
-    "example2-severed.suit",
-    "example3.suit",
-    "example4.suit",
-    "example5.suit",
-];
-
 #[test]
 fn every_signed_spec_example_authenticates() {
     with_spec_key(|k| {
-        for (n, name) in SIGNED.iter().enumerate() {
+        for (name, expected) in vectors::SIGNED_SPEC_EXAMPLES {
             let bytes = vectors::read(SPEC, name);
             let a = authenticate(&bytes, k).unwrap_or_else(|e| panic!("{name}: {e}"));
-            let expected = [0, 1, 2, 2, 3, 4, 5][n];
             assert_eq!(a.manifest().sequence_number, expected, "{name}");
             assert_eq!(a.signers(), 1);
         }
@@ -51,7 +40,7 @@ fn unsigned_spec_examples_are_refused_as_unsigned() {
 fn a_key_that_did_not_sign_is_refused() {
     let other = public(ENC, "dependent-manifest-signing-public-key.pem");
     with_keys(&[&other], &[], |k| {
-        for name in SIGNED {
+        for (name, _) in vectors::SIGNED_SPEC_EXAMPLES {
             let bytes = vectors::read(SPEC, name);
             assert_eq!(
                 authenticate(&bytes, k).err(),

@@ -33,15 +33,7 @@ fn accepted_flips(bytes: &[u8], keys: &dyn KeyStore) -> Vec<usize> {
 fn spec_examples_refuse_every_bit_flip() {
     let mut total = 0;
     with_spec_key(|k| {
-        for name in [
-            "example0.suit",
-            "example1.suit",
-            "example2.suit",
-            "example2-severed.suit",
-            "example3.suit",
-            "example4.suit",
-            "example5.suit",
-        ] {
+        for (name, _) in vectors::SIGNED_SPEC_EXAMPLES {
             let bytes = vectors::read(SPEC, name);
             total += bytes.len() * 8;
             assert_eq!(accepted_flips(&bytes, k), Vec::<usize>::new(), "{name}");

@@ -9,27 +9,8 @@ use suitcase_processor::platform::{Rule, StaticKeys, TrustAnchor};
 use suitcase_testkit::resign::{Rewrite, Signer};
 use suitcase_testkit::vectors;
 
-/// Placeholder digest 0 of the spec examples (`0011…3210`).
-pub const P0: [u8; 32] = hex32("00112233445566778899aabbccddeeff0123456789abcdeffedcba9876543210");
-/// Placeholder digest 1 (`0123…eeff`).
-pub const P1: [u8; 32] = hex32("0123456789abcdeffedcba987654321000112233445566778899aabbccddeeff");
-
-const fn hex32(s: &str) -> [u8; 32] {
-    let b = s.as_bytes();
-    let mut out = [0u8; 32];
-    let mut i = 0;
-    while i < 32 {
-        out[i] = (nib(b[2 * i]) << 4) | nib(b[2 * i + 1]);
-        i += 1;
-    }
-    out
-}
-const fn nib(c: u8) -> u8 {
-    match c {
-        b'0'..=b'9' => c - b'0',
-        _ => c - b'a' + 10,
-    }
-}
+pub use suitcase_testkit::image;
+pub use suitcase_testkit::vectors::{PLACEHOLDER_0 as P0, PLACEHOLDER_1 as P1};
 
 pub fn spec_public() -> OwnedVerifyingKey {
     verifying_key_from_pem(&vectors::spec_keys().0).unwrap()
@@ -41,19 +22,6 @@ pub fn spec_private() -> SigningKey {
 
 pub fn public(set: &str, name: &str) -> OwnedVerifyingKey {
     verifying_key_from_pem(&vectors::read_string(set, name)).unwrap()
-}
-
-/// A deterministic pseudo-random image (xorshift), so failures reproduce.
-pub fn image(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// A fresh P-256 key from a fixed seed.
