@@ -1,25 +1,36 @@
-//! `cargo xtask firmware`: build `firmware/` with Debian's toolchain, run its
-//! tests in QEMU (mps2-an386, Cortex-M4F) and print the image size.
+//! `cargo xtask firmware`: generate the host-side vectors, build `firmware/` with
+//! Debian's toolchain, run its tests in QEMU (mps2-an386, Cortex-M4F), and report the
+//! sizes (the test image, and the size probe with P-256 only and with every algorithm),
+//! the processor's worst-case stack and example 3's device cost.
 //!
 //! rustup's cargo and rustc must not take part: rustup here may have no Arm
 //! target and cannot fetch one, while Debian's rustc-web builds `core` from
 //! rust-web-src (`build-std`, unlocked by `RUSTC_BOOTSTRAP=1`).
 
 use std::env;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::process::{self, Failure, command, require};
-use crate::root;
+use crate::{root, vectors};
 
 /// The firmware target (mps2-an386 has a Cortex-M4F).
 const TARGET: &str = "thumbv7em-none-eabihf";
 /// The test image.
 const BINARY: &str = "qemu-tests";
+/// The bootloader-shaped image that is only linked and measured.
+const PROBE: &str = "size-probe";
 /// A hung guest (no semihosting exit) is killed after this long; a passing
 /// run takes well under a second.
 const QEMU_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The device test that runs example 3's whole update (authenticate + update).
+pub const EXAMPLE3_FULL: &str = "processor::example3_update_slot1";
+/// The device test that runs only the COSE verification of the same envelope.
+pub const EXAMPLE3_VERIFY: &str = "processor::example3_verify_only";
+/// The device test that runs only `authenticate` on the same envelope.
+pub const EXAMPLE3_AUTHENTICATE: &str = "processor::example3_authenticate_only";
 
 /// Variables that rustup or the `cargo run` that started xtask may set, and
 /// that would make Debian's cargo pick rustup's rustc, load rustup's
@@ -38,10 +49,64 @@ const SCRUBBED_ENV: &[&str] = &[
     "CARGO_TARGET_DIR",
     "CARGO_BUILD_TARGET_DIR",
     "LD_LIBRARY_PATH",
+    "SUITCASE_GENERATED",
 ];
 
-/// Builds, runs in QEMU, reports the size.
+/// One passing on-target test line: `test <name> ... ok (<n> instr, <m> B stack)`.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    /// `module::function`.
+    pub name: String,
+    /// Guest instructions the test executed.
+    pub instructions: u64,
+    /// Deepest stack the test reached, bytes.
+    pub stack: u64,
+}
+
+/// Section sizes of one ELF, bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sizes {
+    /// `.text`: code.
+    pub text: u64,
+    /// `.rodata`: constants (curve tables, vectors).
+    pub rodata: u64,
+    /// `.data` + `.bss`: static RAM.
+    pub ram: u64,
+}
+
+/// What a firmware run measured.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Every passing test line, in order.
+    pub tests: Vec<Measured>,
+    /// The size probe with P-256 only.
+    pub probe_p256: Sizes,
+    /// The size probe with P-256, Ed25519 and HMAC.
+    pub probe_all: Sizes,
+}
+
+impl Report {
+    /// The test named `name`.
+    pub fn test(&self, name: &str) -> Option<&Measured> {
+        self.tests.iter().find(|t| t.name == name)
+    }
+
+    /// The processor test (module `processor` or `flash`) with the deepest stack.
+    pub fn worst_processor_stack(&self) -> Option<&Measured> {
+        self.tests
+            .iter()
+            .filter(|t| t.name.starts_with("processor::") || t.name.starts_with("flash::"))
+            .max_by_key(|t| t.stack)
+    }
+}
+
+/// `cargo xtask firmware`.
 pub fn run() -> Result<(), Failure> {
+    build_and_measure().map(|_| ())
+}
+
+/// Generates the vectors, builds, runs in QEMU, measures the sizes; prints a summary.
+pub fn build_and_measure() -> Result<Report, Failure> {
     let dir = root().join("firmware");
     require(
         Path::new("/usr/bin/cargo"),
@@ -51,18 +116,27 @@ pub fn run() -> Result<(), Failure> {
         Path::new("/usr/bin/rustc"),
         "Debian's rustc (rustc-web; run `cargo xtask setup`)",
     )?;
+    let total = Instant::now();
+
+    // Host step first: the test image include_bytes!() what this writes.
+    vectors::generate(&dir.join("target").join("generated"))?;
 
     let started = Instant::now();
-    process::run(&mut debian_cargo(&dir, &["build", "--release"]))?;
+    // One package per build: a workspace-wide build would unify the crates' features
+    // across members, and the size probe must get only its own (P-256 only).
+    process::run(&mut debian_cargo(
+        &dir,
+        &["build", "--release", "--package", BINARY],
+    ))?;
     println!(
         "firmware: build took {:.1} s",
         started.elapsed().as_secs_f64()
     );
 
-    let elf = dir.join("target").join(TARGET).join("release").join(BINARY);
+    let elf = elf_path(&dir, BINARY);
     require(&elf, "firmware image")?;
     let started = Instant::now();
-    process::run_with_timeout(
+    let output = process::run_tee(
         command("qemu-system-arm")
             .args(["-machine", "mps2-an386", "-cpu", "cortex-m4"])
             .args(["-nographic", "-monitor", "none"])
@@ -71,16 +145,120 @@ pub fn run() -> Result<(), Failure> {
             .args(["-icount", "shift=0"])
             .arg("-kernel")
             .arg(&elf),
-        QEMU_TIMEOUT,
+        Some(QEMU_TIMEOUT),
     )?;
     println!(
         "firmware: QEMU run took {:.2} s",
         started.elapsed().as_secs_f64()
     );
+    let tests = parse_tests(&output);
 
     let berkeley = process::output(command("arm-none-eabi-size").arg(&elf))?;
     print!("{}", String::from_utf8_lossy(&berkeley.stdout));
-    let sysv = process::output(command("arm-none-eabi-size").arg("-A").arg(&elf))?;
+    let image = sizes(&elf)?;
+    println!(
+        "firmware: {BINARY} .text {} B, .rodata {} B, .data+.bss {} B",
+        image.text, image.rodata, image.ram
+    );
+
+    let started = Instant::now();
+    let probe_p256 = build_probe(&dir, &[])?;
+    let probe_all = build_probe(&dir, &["--features", "all-algorithms"])?;
+    println!(
+        "firmware: {PROBE} builds took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let report = Report {
+        tests,
+        probe_p256,
+        probe_all,
+    };
+    print_summary(&report);
+    println!("firmware: done in {:.1} s", total.elapsed().as_secs_f64());
+    Ok(report)
+}
+
+/// Builds the size probe with `extra` cargo arguments and measures it (before the next
+/// build replaces the binary).
+fn build_probe(dir: &Path, extra: &[&str]) -> Result<Sizes, Failure> {
+    let mut args = vec!["build", "--release", "--package", PROBE];
+    args.extend_from_slice(extra);
+    process::run(&mut debian_cargo(dir, &args))?;
+    let elf = elf_path(dir, PROBE);
+    require(&elf, "size probe image")?;
+    let berkeley = process::output(command("arm-none-eabi-size").arg(&elf))?;
+    print!("{}", String::from_utf8_lossy(&berkeley.stdout));
+    sizes(&elf)
+}
+
+fn print_summary(r: &Report) {
+    let kib = |b: u64| b as f64 / 1024.0;
+    let (p, a) = (r.probe_p256, r.probe_all);
+    println!(
+        "firmware: {PROBE} (authenticate + invoke, FlashStorage), P-256 only: \
+         .text {} B ({:.1} KiB), .rodata {} B, .data+.bss {} B",
+        p.text,
+        kib(p.text),
+        p.rodata,
+        p.ram
+    );
+    println!(
+        "firmware: {PROBE}, P-256 + Ed25519 + HMAC: .text {} B ({:.1} KiB), .rodata {} B \
+         (P-256 only saves {} B of .text, {} B of .rodata)",
+        a.text,
+        kib(a.text),
+        a.rodata,
+        a.text.saturating_sub(p.text),
+        a.rodata.saturating_sub(p.rodata)
+    );
+    if let Some(w) = r.worst_processor_stack() {
+        println!(
+            "firmware: worst-case stack of the processor tests: {} B ({})",
+            w.stack, w.name
+        );
+    }
+    if let (Some(full), Some(verify)) = (r.test(EXAMPLE3_FULL), r.test(EXAMPLE3_VERIFY)) {
+        let (f, v) = (full.instructions as f64, verify.instructions as f64);
+        println!(
+            "firmware: example 3 on the device: authenticate + update {} instr \
+             (authenticate alone {}), COSE verify alone {} instr; full / verify = {:.3}, \
+             (full - verify) / verify = {:.2} %",
+            full.instructions,
+            r.test(EXAMPLE3_AUTHENTICATE)
+                .map_or_else(|| "-".to_owned(), |a| a.instructions.to_string()),
+            verify.instructions,
+            f / v,
+            100.0 * (f - v) / v
+        );
+    }
+}
+
+/// The passing test lines of a QEMU run.
+pub fn parse_tests(output: &str) -> Vec<Measured> {
+    output
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("test ")?;
+            let (name, rest) = rest.split_once(" ... ok (")?;
+            let (instructions, rest) = rest.split_once(" instr, ")?;
+            let stack = rest.strip_suffix(" B stack)")?;
+            Some(Measured {
+                name: name.to_owned(),
+                instructions: instructions.parse().ok()?,
+                stack: stack.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+fn elf_path(dir: &Path, binary: &str) -> PathBuf {
+    dir.join("target").join(TARGET).join("release").join(binary)
+}
+
+/// Section sizes from `arm-none-eabi-size -A`.
+fn sizes(elf: &Path) -> Result<Sizes, Failure> {
+    let sysv = process::output(command("arm-none-eabi-size").arg("-A").arg(elf))?;
     let sysv = String::from_utf8_lossy(&sysv.stdout);
     let section = |name: &str| {
         sysv.lines()
@@ -90,14 +268,11 @@ pub fn run() -> Result<(), Failure> {
             })
             .unwrap_or(0)
     };
-    println!(
-        "firmware: {BINARY} .text {} B, .rodata {} B, .vector_table {} B, .bss {} B",
-        section(".text"),
-        section(".rodata"),
-        section(".vector_table"),
-        section(".bss"),
-    );
-    Ok(())
+    Ok(Sizes {
+        text: section(".text"),
+        rodata: section(".rodata"),
+        ram: section(".data") + section(".bss"),
+    })
 }
 
 /// `/usr/bin/cargo <args>` in `dir`, with Debian's rustc first on `PATH`.

@@ -4,14 +4,18 @@
 //!   Cortex-M build, `cargo-fuzz`), only when missing.
 //! - `test`: everything CI checks, in order, stopping at the first failure.
 //!   `.ci/run` calls exactly this.
-//! - `firmware`: build `firmware/` with Debian's toolchain, run its tests in
-//!   QEMU, report the size.
+//! - `firmware`: generate the re-signed vectors, build `firmware/` with Debian's
+//!   toolchain, run its tests in QEMU, report sizes, stack and device counts.
+//! - `bench`: the processor's criterion benchmarks and the firmware's device counts,
+//!   summarised in one table.
 //! - `fuzz`: a short run of every cargo-fuzz target in `fuzz/`.
 
+mod bench;
 mod firmware;
 mod fuzz;
 mod process;
 mod setup;
+mod vectors;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +51,12 @@ enum Command {
     },
     /// Build the Cortex-M firmware, run its tests in QEMU and print its size.
     Firmware,
+    /// Host benchmarks (criterion) and device counts (QEMU), with a summary table.
+    Bench {
+        /// Passed to criterion (after `--`), e.g. `--measurement-time 2`.
+        #[arg(last = true)]
+        criterion_args: Vec<String>,
+    },
     /// Fuzz every target in `fuzz/` (or only those named) for a while each.
     Fuzz {
         /// Seconds to fuzz each target; 0 only replays the corpus.
@@ -66,6 +76,7 @@ fn main() -> ExitCode {
             fuzz_seconds,
         } => test(quick, fuzz_seconds),
         Command::Firmware => firmware::run(),
+        Command::Bench { criterion_args } => bench::run(&criterion_args),
         Command::Fuzz { seconds, targets } => fuzz::run(seconds, &targets),
     };
     match result {

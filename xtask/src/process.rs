@@ -2,6 +2,7 @@
 //! into a one-line [`Failure`].
 
 use std::fmt;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::thread;
@@ -96,32 +97,48 @@ pub fn first_line(cmd: &mut Command) -> Option<String> {
     Some(text.lines().next().unwrap_or("").trim().to_owned())
 }
 
-/// Runs `cmd` with inherited output, killing it after `limit`.
-pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Result<(), Failure> {
+/// Runs `cmd`, echoing its stdout line by line as it comes (stderr is inherited), and
+/// returns that stdout; kills it after `limit` if one is given. A non-zero exit or a
+/// timeout is a [`Failure`] (the output has been echoed by then).
+pub fn run_tee(cmd: &mut Command, limit: Option<Duration>) -> Result<String, Failure> {
     let line = display(cmd);
     println!("$ {line}");
     let mut child = cmd
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| Failure(format!("cannot start `{line}`: {e}")))?;
+    let stdout = child.stdout.take();
+    let reader = thread::spawn(move || {
+        let mut all = String::new();
+        for l in BufReader::new(stdout?).lines() {
+            let l = l.ok()?;
+            println!("{l}");
+            all.push_str(&l);
+            all.push('\n');
+        }
+        Some(all)
+    });
     let started = Instant::now();
-    loop {
+    let outcome = loop {
         match child.try_wait() {
-            Ok(Some(status)) if status.success() => return Ok(()),
-            Ok(Some(status)) => return Err(Failure(format!("`{line}` failed ({status})"))),
-            Ok(None) if started.elapsed() > limit => {
+            Ok(Some(status)) if status.success() => break Ok(()),
+            Ok(Some(status)) => break Err(Failure(format!("`{line}` failed ({status})"))),
+            Ok(None) if limit.is_some_and(|l| started.elapsed() > l) => {
                 // Best effort: the process may exit between the check and the kill.
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(Failure(format!(
+                break Err(Failure(format!(
                     "`{line}` timed out after {} s",
-                    limit.as_secs()
+                    limit.unwrap_or_default().as_secs()
                 )));
             }
             Ok(None) => thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(Failure(format!("waiting for `{line}`: {e}"))),
+            Err(e) => break Err(Failure(format!("waiting for `{line}`: {e}"))),
         }
-    }
+    };
+    let output = reader.join().ok().flatten().unwrap_or_default();
+    outcome.map(|()| output)
 }
 
 /// Whether `path` exists, as a [`Failure`] naming what it is for if not.

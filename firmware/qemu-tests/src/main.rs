@@ -10,6 +10,7 @@
 #![no_main]
 
 mod harness;
+mod statics;
 mod tests;
 mod vectors;
 

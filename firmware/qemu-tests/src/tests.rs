@@ -5,6 +5,8 @@
 
 mod cose;
 mod digest;
+mod flash;
+mod processor;
 
 use crate::harness::{self, Test};
 
@@ -28,4 +30,26 @@ pub static ALL: &[Test] = tests![
     cose::example0_sign1_verifies,
     cose::example0_flipped_signature_rejected,
     cose::example0_flipped_payload_rejected,
+    processor::example0_authenticates,
+    processor::example1_authenticates,
+    processor::example2_authenticates,
+    processor::example2_severed_authenticates,
+    processor::example3_authenticates,
+    processor::example4_authenticates,
+    processor::example5_authenticates,
+    processor::example0_unsigned_refused,
+    processor::example1_unsigned_refused,
+    processor::example2_unsigned_refused,
+    processor::example3_unsigned_refused,
+    processor::example4_unsigned_refused,
+    processor::example5_unsigned_refused,
+    processor::example3_verify_only,
+    processor::example3_authenticate_only,
+    processor::example3_update_slot1,
+    processor::example3_update_slot0,
+    processor::example0_validate_invoke,
+    processor::example0_tampered_image_not_invoked,
+    flash::install_uneven_chunks_write4,
+    flash::install_uneven_chunks_write8,
+    flash::install_bytes_write8,
 ];

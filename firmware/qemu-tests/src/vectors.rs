@@ -1,12 +1,70 @@
 //! Test vectors, embedded from `shared/vectors/` beside the checkout (never
-//! copied into the repository), and a minimal envelope splitter for them.
+//! copied into the repository) and from the host-generated folder
+//! (`firmware/target/generated/`, see `build.rs`), and a minimal envelope
+//! splitter for them.
 
 use minicbor::{Decoder, data::Tag};
 
+/// A published spec envelope, by file name.
+macro_rules! spec {
+    ($name:literal) => {
+        include_bytes!(concat!(
+            "../../../../shared/vectors/suit-manifest-spec/",
+            $name
+        ))
+    };
+}
+
+/// A host-generated file (`cargo xtask firmware` writes them; see `build.rs`).
+macro_rules! generated {
+    ($name:literal) => {
+        include_bytes!(concat!(env!("SUITCASE_GENERATED"), "/", $name))
+    };
+}
+
 /// `example0.suit` of draft-ietf-suit-manifest (Appendix B): a signed
 /// envelope (tag 107) with a COSE_Sign1 ES256 over a detached payload.
-pub static EXAMPLE0: &[u8; 237] =
-    include_bytes!("../../../../shared/vectors/suit-manifest-spec/example0.suit");
+pub static EXAMPLE0: &[u8; 237] = spec!("example0.suit");
+
+/// Every signed envelope of the draft's Appendix B: `(file name, bytes, sequence number)`.
+pub static SIGNED: [(&str, &[u8], u64); 7] = [
+    ("example0.suit", spec!("example0.suit"), 0),
+    ("example1.suit", spec!("example1.suit"), 1),
+    ("example2.suit", spec!("example2.suit"), 2),
+    ("example2-severed.suit", spec!("example2-severed.suit"), 2),
+    ("example3.suit", spec!("example3.suit"), 3),
+    ("example4.suit", spec!("example4.suit"), 4),
+    ("example5.suit", spec!("example5.suit"), 5),
+];
+
+/// The same examples with no COSE block in the authentication wrapper.
+pub static UNSIGNED: [&[u8]; 6] = [
+    spec!("example0-unsigned.suit"),
+    spec!("example1-unsigned.suit"),
+    spec!("example2-unsigned.suit"),
+    spec!("example3-unsigned.suit"),
+    spec!("example4-unsigned.suit"),
+    spec!("example5-unsigned.suit"),
+];
+
+/// Image A (1 KiB, generated): example 3 installs it into slot 0, example 0 boots it.
+pub static IMAGE_A: &[u8] = generated!("image-a.bin");
+/// Image B (2 KiB, generated): example 3 installs it into slot 1.
+pub static IMAGE_B: &[u8] = generated!("image-b.bin");
+/// Example 3 (A/B slots) re-signed with the published key, its placeholder digests
+/// replaced by those of [`IMAGE_A`] (slot 0) and [`IMAGE_B`] (slot 1).
+pub static EXAMPLE3_REAL: &[u8] = generated!("example3-real.suit");
+/// Example 0 (secure boot) re-signed, validating [`IMAGE_A`].
+pub static EXAMPLE0_REAL: &[u8] = generated!("example0-real.suit");
+
+/// Vendor UUID of every spec example (fa6b4a53-d5ad-5fdf-be9d-e663e4d41ffe).
+pub const SPEC_VENDOR: [u8; 16] = [
+    0xfa, 0x6b, 0x4a, 0x53, 0xd5, 0xad, 0x5f, 0xdf, 0xbe, 0x9d, 0xe6, 0x63, 0xe4, 0xd4, 0x1f, 0xfe,
+];
+/// Class UUID of every spec example (1492af14-2569-5e48-bf42-9b2d51f2ab45).
+pub const SPEC_CLASS: [u8; 16] = [
+    0x14, 0x92, 0xaf, 0x14, 0x25, 0x69, 0x5e, 0x48, 0xbf, 0x42, 0x9b, 0x2d, 0x51, 0xf2, 0xab, 0x45,
+];
 
 /// The draft's published P-256 test key (`public_key.pem` beside
 /// `example0.suit`) as an uncompressed SEC1 point.
