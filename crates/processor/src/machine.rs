@@ -116,10 +116,14 @@ pub(crate) struct Machine<'a, 'e, 'p> {
     platform: &'e mut Platform<'p>,
     procedure: Procedure,
     params: [Params<'a>; MAX],
-    /// Digest and length of what this run wrote into each component: image-match after
-    /// a fetch uses it, so the payload is hashed once, as it streams in.
-    written: [Option<Written>; MAX],
+    /// Digest and length of what this run wrote into each component, and the slot it
+    /// went to: image-match after a fetch uses it, so the payload is hashed once, as it
+    /// streams in. Keyed by slot because try-each branches move the slot parameter back
+    /// and forth while choosing.
+    written: [Option<(Option<u64>, Written)>; MAX],
     ncomp: usize,
+    /// The component identifiers, decoded once (commands look them up constantly).
+    ids: [Option<suitcase_suit::ComponentId<'a>>; MAX],
     components_written: u32,
     bytes_written: u64,
 }
@@ -130,7 +134,12 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
         platform: &'e mut Platform<'p>,
         procedure: Procedure,
     ) -> Self {
+        let mut ids = [None; MAX];
+        for (slot, id) in ids.iter_mut().zip(auth.manifest().common.components.iter()) {
+            *slot = Some(id);
+        }
         Machine {
+            ids,
             ncomp: auth.manifest().common.components.len(),
             auth,
             platform,
@@ -248,11 +257,10 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
     fn target(&self, index: u32) -> Result<Target<'a>, Error> {
         let i = index as usize;
         let id = self
-            .auth
-            .manifest()
-            .common
-            .components
+            .ids
             .get(i)
+            .copied()
+            .flatten()
             .ok_or(Error::ComponentIndexOutOfRange(index))?;
         let slot = self
             .params
@@ -461,18 +469,11 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
                 }
                 other => {
                     for i in self.indices(sel)? {
-                        let slot = self
+                        let params = self
                             .params
                             .get_mut(i as usize)
                             .ok_or(Error::ComponentIndexOutOfRange(i))?;
-                        slot.apply(other, only_if_unset);
-                        // The cached digest describes what was written to the
-                        // component's previous slot; a new slot is another storage area.
-                        if matches!(other, Parameter::ComponentSlot(_))
-                            && let Some(w) = self.written.get_mut(i as usize)
-                        {
-                            *w = None;
-                        }
+                        params.apply(other, only_if_unset);
                     }
                 }
             }
@@ -549,7 +550,8 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
         if d.algorithm != suitcase_suit::DigestAlgorithm::Sha256 {
             return Err(Error::UnsupportedDigest);
         }
-        if let Some(Some(w)) = self.written.get(i as usize)
+        if let Some(Some((slot, w))) = self.written.get(i as usize)
+            && *slot == p.slot
             && p.size.is_none_or(|s| s == w.len)
         {
             return Ok(Some(w.digest.as_slice() == d.bytes));
@@ -617,9 +619,11 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
                 }
                 let st = self.target(src)?;
                 self.platform.storage.swap(&t, &st)?;
-                let (a, b) = (i as usize, src as usize);
-                if a < MAX && b < MAX {
-                    self.written.swap(a, b);
+                // Both contents moved: forget what was written, image-match reads back.
+                for k in [i, src] {
+                    if let Some(w) = self.written.get_mut(k as usize) {
+                        *w = None;
+                    }
                 }
                 self.components_written |= (1 << i) | (1 << src);
                 Ok(())
@@ -658,17 +662,22 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
             }
         };
         let w = pipeline::install(platform.storage, t, p.size, source, None);
-        self.record_write(i, w)
+        self.record_write(i, t.slot, w)
     }
 
-    fn record_write(&mut self, i: u32, w: Result<Written, Error>) -> Result<(), Error> {
+    fn record_write(
+        &mut self,
+        i: u32,
+        slot_param: Option<u64>,
+        w: Result<Written, Error>,
+    ) -> Result<(), Error> {
         let slot = self
             .written
             .get_mut(i as usize)
             .ok_or(Error::ComponentIndexOutOfRange(i))?;
         *slot = None;
         let w = w?;
-        *slot = Some(w);
+        *slot = Some((slot_param, w));
         self.components_written |= 1 << i;
         self.bytes_written += w.len;
         Ok(())

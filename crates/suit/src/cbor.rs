@@ -58,15 +58,35 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// The CBOR type of the next item, with end-of-input and reserved bytes as errors.
+    /// The CBOR type of the next item, with end-of-input, reserved bytes and
+    /// indefinite lengths as errors. Classified from the initial byte alone (minicbor's
+    /// `datatype` decodes whole integers to size them, which the interpreter's hot path
+    /// does not need): integers report as `U64` / `I64`, floats and simple values as
+    /// `Simple`.
     pub(crate) fn peek(&self) -> Result<Type> {
-        match self.d.datatype() {
-            Ok(Type::Unknown(_)) | Ok(Type::Break) | Err(_) => self.err(K::Malformed),
-            Ok(Type::BytesIndef | Type::StringIndef | Type::ArrayIndef | Type::MapIndef) => {
-                self.err(K::IndefiniteLength)
-            }
-            Ok(t) => Ok(t),
+        let Some(&b) = self.d.input().get(self.d.position()) else {
+            return self.err(K::Malformed);
+        };
+        let info = b & 0x1f;
+        if (28..=30).contains(&info) {
+            return self.err(K::Malformed);
         }
+        let t = match (b >> 5, info) {
+            (0, _) => Type::U64,
+            (1, _) => Type::I64,
+            (2..=5, 31) => return self.err(K::IndefiniteLength),
+            (2, _) => Type::Bytes,
+            (3, _) => Type::String,
+            (4, _) => Type::Array,
+            (5, _) => Type::Map,
+            (6, _) => Type::Tag,
+            (_, 20 | 21) => Type::Bool,
+            (_, 22) => Type::Null,
+            (_, 23) => Type::Undefined,
+            (_, 31) => return self.err(K::Malformed),
+            _ => Type::Simple,
+        };
+        Ok(t)
     }
 
     fn lift<T>(&self, at: usize, r: core::result::Result<T, minicbor::decode::Error>) -> Result<T> {
@@ -150,18 +170,7 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn is_int(&self) -> bool {
-        matches!(
-            self.d.datatype(),
-            Ok(Type::U8
-                | Type::U16
-                | Type::U32
-                | Type::U64
-                | Type::I8
-                | Type::I16
-                | Type::I32
-                | Type::I64
-                | Type::Int)
-        )
+        matches!(self.peek(), Ok(Type::U64 | Type::I64))
     }
 
     pub(crate) fn bool(&mut self) -> Result<bool> {
