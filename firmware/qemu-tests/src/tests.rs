@@ -26,6 +26,7 @@ pub static ALL: &[Test] = tests![
     digest::sha256_abc,
     digest::example0_auth_digest,
     digest::example0_flipped_manifest_digest_differs,
+    digest::example3_update_hashing,
     cose::example0_decode,
     cose::example0_sign1_verifies,
     cose::example0_flipped_signature_rejected,

@@ -62,3 +62,17 @@ pub fn example0_flipped_manifest_digest_differs() -> Outcome {
         Err("tampered manifest still matches")
     }
 }
+
+/// Exactly the hashing example 3's update does besides its signature check: the
+/// manifest digest and the digest of image B as it streams into slot 1. Its count,
+/// subtracted from `processor::example3_update_slot1` minus
+/// `processor::example3_verify_only`, leaves the processor's own cost.
+pub fn example3_update_hashing() -> Outcome {
+    let parts = split_envelope(crate::vectors::EXAMPLE3_REAL)?;
+    let manifest = Sha256::digest(core::hint::black_box(parts.manifest_bstr));
+    let image = Sha256::digest(core::hint::black_box(crate::vectors::IMAGE_B));
+    if manifest == image {
+        return Err("distinct inputs hashed alike");
+    }
+    Ok(())
+}
