@@ -1,8 +1,8 @@
 //! The processor on arbitrary manifests that pass authentication: the input is the
 //! manifest (the contents of envelope key 3); the harness wraps it in an envelope whose
 //! digest and HMAC it computes, so every input reaches the manifest decoder and, when it
-//! decodes, the abstract machine (update, then invoke) on an in-memory device. Nothing
-//! may panic; a failed update must leave the rollback counter where it was.
+//! decodes, the abstract machine (update, then invoke) on an in-memory device, with
+//! decryption keys so encrypted payloads are decrypted too. Nothing may panic; a failed update must leave the rollback counter where it was.
 
 #![no_main]
 
@@ -28,7 +28,11 @@ fuzz_target!(|data: &[u8]| {
         .with_component(&[&[0]], Some(1), 2048)
         .serve("http://example.com/file.bin", vec![0x11; 700])
         .serve("http://example.com/file1.bin", vec![0x22; 300])
-        .serve("http://example.com/file2.bin", vec![0x33; 900]);
+        .serve("http://example.com/file2.bin", vec![0x33; 900])
+        // Keys for encrypted payloads (the published KEK and an arbitrary P-256
+        // scalar), so encryption-info parameters reach the decryptor.
+        .with_kek(None, b"aaaaaaaaaaaaaaaa")
+        .with_device_key(None, &[0x42; 32]);
     let before = dev.rollback.0;
     match dev.with_platform(|p| a.update(p)) {
         Ok(s) => assert_eq!(dev.rollback.0, s.sequence_number),

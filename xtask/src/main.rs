@@ -2,7 +2,9 @@
 //!
 //! - `setup`: install what a fresh Debian machine lacks (apt packages for the
 //!   Cortex-M build, `cargo-fuzz`), only when missing.
-//! - `test`: everything CI checks, in order, stopping at the first failure.
+//! - `test`: everything CI checks, in order, stopping at the first failure
+//!   (setup, fmt, clippy, host tests, the Python check of the CLI's output, firmware,
+//!   fuzz).
 //!   `.ci/run` calls exactly this.
 //! - `firmware`: generate the re-signed vectors, build `firmware/` with Debian's
 //!   toolchain, run its tests in QEMU, report sizes, stack and device counts.
@@ -133,6 +135,7 @@ fn test(quick: bool, fuzz_seconds: u64) -> Result<(), Failure> {
             }),
         ),
         ("tests", Box::new(host_tests)),
+        ("python", Box::new(python_tests)),
     ];
     if !quick {
         steps.push(("firmware", Box::new(firmware::run)));
@@ -170,6 +173,46 @@ fn test(quick: bool, fuzz_seconds: u64) -> Result<(), Failure> {
     // QEMU, fuzz) whose own summary is printed above.
     println!("steps: {total} passed, 0 failed");
     Ok(())
+}
+
+/// pytest's exit status when it collected no test: a failure here, never a pass.
+const PYTEST_NO_TESTS: i32 = 5;
+
+/// `tests/python`: an independent check (cbor2, cryptography) of the envelopes and
+/// signatures the `suitcase` binary writes. The binary is the one the host tests built.
+fn python_tests() -> Result<(), Failure> {
+    // Same profile and features as the host tests, so nothing is rebuilt.
+    process::cargo(&[
+        "build",
+        "--workspace",
+        "--all-features",
+        "--bin",
+        "suitcase",
+    ])?;
+    let bin = root().join("target").join("debug").join("suitcase");
+    let mut cmd = process::command("python3");
+    // No cache or bytecode files left in the checkout.
+    cmd.args([
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/python",
+    ])
+    .env("SUITCASE_BIN", &bin)
+    .env("PYTHONDONTWRITEBYTECODE", "1");
+    let line = process::display(&cmd);
+    println!("$ {line}");
+    let status = cmd
+        .stdin(std::process::Stdio::null())
+        .status()
+        .map_err(|e| Failure(format!("cannot start `{line}`: {e}")))?;
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(PYTEST_NO_TESTS) => Err(Failure(format!("`{line}` collected no tests"))),
+        _ => Err(Failure(format!("`{line}` failed ({status})"))),
+    }
 }
 
 /// Unit, integration and doc tests of the host workspace, every feature on.

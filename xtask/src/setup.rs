@@ -17,6 +17,14 @@ const APT_PACKAGES: &[&str] = &[
     "qemu-system-arm",
 ];
 
+/// PyPI packages the independent check of the CLI's output needs
+/// (`tests/python`): CBOR decoding, COSE signature verification, the runner.
+const PIP_PACKAGES: &[(&str, &str)] = &[
+    ("cbor2", "cbor2"),
+    ("cryptography", "cryptography"),
+    ("pytest", "pytest"),
+];
+
 /// cargo-fuzz release installed when `cargo fuzz` is missing (pinned so CI
 /// does not change under us).
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
@@ -55,6 +63,8 @@ pub fn run() -> Result<(), Failure> {
         }
     }
 
+    python_packages()?;
+
     // Present on these machines already; reported, not installed.
     let tools: [(&str, &str, &[&str]); 7] = [
         ("cargo", "cargo", &["--version"]),
@@ -81,6 +91,33 @@ pub fn run() -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// Installs the PyPI packages of [`PIP_PACKAGES`] that `python3` cannot import.
+fn python_packages() -> Result<(), Failure> {
+    let mut missing = Vec::new();
+    for &(module, package) in PIP_PACKAGES {
+        let found = process::succeeds(command("python3").args(["-c", &format!("import {module}")]));
+        println!(
+            "setup: pip {package:<24} {}",
+            if found { "installed" } else { "missing" }
+        );
+        if !found {
+            missing.push(package);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut args = vec!["-m", "pip", "install", "--quiet"];
+    args.extend_from_slice(&missing);
+    if process::run(command("python3").args(&args)).is_ok() {
+        return Ok(());
+    }
+    // Debian's own python3 refuses user installs into its environment (PEP 668);
+    // these test-only packages are fine there.
+    args.push("--break-system-packages");
+    process::run(command("python3").args(&args))
 }
 
 fn apt_installed(package: &str) -> Result<bool, Failure> {

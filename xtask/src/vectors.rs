@@ -12,6 +12,7 @@
 //! | `image-b.bin` | 2 KiB, likewise |
 //! | `example3-real.suit` | example 3 (A/B slots) with P0 → image A, P1 → image B |
 //! | `example0-real.suit` | example 0 (secure boot) with P0 → image A |
+//! | `enc-device-key.bin` | the firmware-encryption receiver key (kid-2) as the 32-byte P-256 scalar a device keeps (the published file is PKCS#8 PEM, which the firmware does not parse) |
 //!
 //! Both envelopes are signed ES256 with the published `private_key.pem`; the image-size
 //! parameters follow the images. ECDSA signing is deterministic (RFC 6979), so the
@@ -22,7 +23,8 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 
-use suitcase_cose::{Algorithm, signing_key_from_pem};
+use suitcase_cose::p256::pkcs8::DecodePrivateKey as _;
+use suitcase_cose::{Algorithm, p256, signing_key_from_pem};
 use suitcase_testkit::image;
 use suitcase_testkit::resign::{Rewrite, Signer};
 use suitcase_testkit::vectors::{self, PLACEHOLDER_0, PLACEHOLDER_1};
@@ -59,6 +61,13 @@ pub fn generate(dir: &Path) -> Result<(), Failure> {
     };
     let example3 = resign(3, &[(&p0, &a), (&p1, &b)])?;
     let example0 = resign(0, &[(&p0, &a)])?;
+    let receiver = read_set(vectors::ENC, "receiver-kid-2-private-p256.pem")?;
+    let device_key = String::from_utf8(receiver)
+        .ok()
+        .and_then(|pem| p256::SecretKey::from_pkcs8_pem(&pem).ok())
+        .ok_or_else(|| fail("receiver-kid-2-private-p256.pem", &"not a PKCS#8 P-256 key"))?
+        .to_bytes()
+        .to_vec();
 
     let mut wrote = Vec::new();
     for (name, bytes) in [
@@ -66,6 +75,7 @@ pub fn generate(dir: &Path) -> Result<(), Failure> {
         ("image-b.bin", &b),
         ("example3-real.suit", &example3),
         ("example0-real.suit", &example0),
+        ("enc-device-key.bin", &device_key),
     ] {
         if write_if_changed(&dir.join(name), bytes).map_err(|e| fail(name, &e))? {
             wrote.push(name);
@@ -87,7 +97,12 @@ pub fn generate(dir: &Path) -> Result<(), Failure> {
 
 /// A published manifest-spec file, or a [`Failure`] naming the path.
 fn read_spec(name: &str) -> Result<Vec<u8>, Failure> {
-    let path = vectors::dir().join(vectors::SPEC).join(name);
+    read_set(vectors::SPEC, name)
+}
+
+/// A published file of vector set `set`, or a [`Failure`] naming the path.
+fn read_set(set: &str, name: &str) -> Result<Vec<u8>, Failure> {
+    let path = vectors::dir().join(set).join(name);
     fs::read(&path).map_err(|e| {
         Failure(format!(
             "vectors: {}: {e} (the published vectors live in shared/vectors beside the \

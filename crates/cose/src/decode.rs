@@ -145,7 +145,7 @@ enum Bucket {
 /// A header label: RFC 9052 allows `int / tstr`. Ints are kept as `i128` so that
 /// every CBOR integer (-2^64 ..= 2^64-1) compares correctly for duplicates.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Label<'a> {
+pub(crate) enum Label<'a> {
     Int(i128),
     Text(&'a str),
 }
@@ -236,7 +236,7 @@ fn parse_header_map<'a>(
 ///
 /// Recursion is bounded by `depth`, so stack use is bounded; indefinite lengths are
 /// refused rather than supported, which keeps this simple and alloc-free.
-fn skip(d: &mut Decoder<'_>, base: usize, depth: usize) -> Result<(), CoseError> {
+pub(crate) fn skip(d: &mut Decoder<'_>, base: usize, depth: usize) -> Result<(), CoseError> {
     let at = base.saturating_add(d.position());
     let err = cbor_err(base, at);
     match peek(d, base)? {
@@ -312,13 +312,13 @@ fn skip_major7(d: &mut Decoder<'_>, base: usize) -> Result<(), CoseError> {
 }
 
 /// Type of the next item; end of input becomes [`CoseError::Truncated`].
-fn peek(d: &Decoder<'_>, base: usize) -> Result<Type, CoseError> {
+pub(crate) fn peek(d: &Decoder<'_>, base: usize) -> Result<Type, CoseError> {
     d.datatype()
         .map_err(cbor_err(base, base.saturating_add(d.position())))
 }
 
 /// Read a definite-length bstr, zero-copy.
-fn bstr<'a>(d: &mut Decoder<'a>, base: usize) -> Result<&'a [u8], CoseError> {
+pub(crate) fn bstr<'a>(d: &mut Decoder<'a>, base: usize) -> Result<&'a [u8], CoseError> {
     let at = base.saturating_add(d.position());
     match peek(d, base)? {
         Type::Bytes => d.bytes().map_err(cbor_err(base, at)),
@@ -328,7 +328,7 @@ fn bstr<'a>(d: &mut Decoder<'a>, base: usize) -> Result<&'a [u8], CoseError> {
 }
 
 /// Read a definite-length array head.
-fn array_len(d: &mut Decoder<'_>, base: usize) -> Result<u64, CoseError> {
+pub(crate) fn array_len(d: &mut Decoder<'_>, base: usize) -> Result<u64, CoseError> {
     let at = base.saturating_add(d.position());
     match peek(d, base)? {
         Type::Array => d
@@ -341,7 +341,7 @@ fn array_len(d: &mut Decoder<'_>, base: usize) -> Result<u64, CoseError> {
 }
 
 /// Read a definite-length map head.
-fn map_len(d: &mut Decoder<'_>, base: usize) -> Result<u64, CoseError> {
+pub(crate) fn map_len(d: &mut Decoder<'_>, base: usize) -> Result<u64, CoseError> {
     let at = base.saturating_add(d.position());
     match peek(d, base)? {
         Type::Map => d
@@ -355,7 +355,7 @@ fn map_len(d: &mut Decoder<'_>, base: usize) -> Result<u64, CoseError> {
 
 /// Translate a minicbor error into ours, preferring minicbor's own position (which is
 /// relative to the decoder's slice, hence `base`) and falling back to `at`.
-fn cbor_err(base: usize, at: usize) -> impl Fn(minicbor::decode::Error) -> CoseError {
+pub(crate) fn cbor_err(base: usize, at: usize) -> impl Fn(minicbor::decode::Error) -> CoseError {
     move |e| {
         let offset = e.position().map_or(at, |p| base.saturating_add(p));
         if e.is_end_of_input() {

@@ -7,7 +7,8 @@ use core::fmt;
 /// Decode errors carry the byte offset (into the slice given to
 /// [`CoseMessage::decode`](crate::CoseMessage::decode)) of the offending item, so a host
 /// tool can point at it. Cryptographic failure is deliberately a single variant,
-/// [`CoseError::SignatureInvalid`]: a verifier must not tell an attacker which check failed.
+/// [`CoseError::SignatureInvalid`]: a verifier must not tell an attacker which check failed;
+/// for decryption it is [`CoseError::DecryptionFailed`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CoseError {
@@ -86,6 +87,29 @@ pub enum CoseError {
     SigStructureTooLarge,
     /// The signature or MAC does not verify (for any reason).
     SignatureInvalid,
+    /// A COSE_Encrypt carries its ciphertext; SUIT_Encryption_Info must detach it (`nil`).
+    AttachedCiphertext,
+    /// A COSE_Encrypt with an empty recipients array: no way to obtain the content key.
+    NoRecipients,
+    /// No `IV` (label 5) for the content algorithm.
+    MissingIv,
+    /// A protected header that must be an empty bstr is not (the COSE_Encrypt of
+    /// AES-CTR content, RFC 9459; an AES key-wrap recipient, RFC 9053 §6.2.1).
+    NonEmptyProtected {
+        /// Offset of the protected bstr.
+        offset: usize,
+    },
+    /// An ECDH-ES recipient without its ephemeral key (label -1).
+    MissingEphemeralKey,
+    /// A header this crate understands but does not implement and must not ignore
+    /// (Partial IV, the ECDH party identities that would change the KDF context).
+    UnsupportedHeader {
+        /// Offset of the label.
+        offset: usize,
+    },
+    /// Decryption failed: a key unwrap integrity check, an ECDH ephemeral key, or the
+    /// AEAD tag (one variant for all, as for signatures).
+    DecryptionFailed,
 }
 
 impl CoseError {
@@ -102,7 +126,9 @@ impl CoseError {
             | Self::DuplicateHeader { offset }
             | Self::TooManyHeaders { offset }
             | Self::CriticalHeader { offset }
-            | Self::UnprotectedAlgorithm { offset } => Some(offset),
+            | Self::UnprotectedAlgorithm { offset }
+            | Self::NonEmptyProtected { offset }
+            | Self::UnsupportedHeader { offset } => Some(offset),
             _ => None,
         }
     }
@@ -146,6 +172,17 @@ impl fmt::Display for CoseError {
             Self::InvalidKey => f.write_str("unusable key"),
             Self::SigStructureTooLarge => f.write_str("Sig_structure too large"),
             Self::SignatureInvalid => f.write_str("signature invalid"),
+            Self::AttachedCiphertext => f.write_str("COSE_Encrypt ciphertext not detached"),
+            Self::NoRecipients => f.write_str("COSE_Encrypt has no recipient"),
+            Self::MissingIv => f.write_str("no IV for the content algorithm"),
+            Self::NonEmptyProtected { offset } => {
+                write!(f, "protected header must be empty at byte {offset}")
+            }
+            Self::MissingEphemeralKey => f.write_str("ECDH-ES recipient without ephemeral key"),
+            Self::UnsupportedHeader { offset } => {
+                write!(f, "unsupported header at byte {offset}")
+            }
+            Self::DecryptionFailed => f.write_str("decryption failed"),
         }
     }
 }
@@ -180,6 +217,13 @@ mod tests {
             CoseError::InvalidKey,
             CoseError::SigStructureTooLarge,
             CoseError::SignatureInvalid,
+            CoseError::AttachedCiphertext,
+            CoseError::NoRecipients,
+            CoseError::MissingIv,
+            CoseError::NonEmptyProtected { offset: 12 },
+            CoseError::MissingEphemeralKey,
+            CoseError::UnsupportedHeader { offset: 13 },
+            CoseError::DecryptionFailed,
         ];
         for e in all {
             let s = std::format!("{e}");

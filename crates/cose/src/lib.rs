@@ -18,7 +18,9 @@
 //! algorithm family, its [`VerifyingKey`] variant and its RustCrypto dependency, so a
 //! bootloader links only what it trusts; `std` (which turns on all three) adds PEM key
 //! loading and COSE signing for host tools and tests; `hss-lms` adds HSS-LMS (COSE alg
-//! -46) verification.
+//! -46) verification; `encryption` adds [`encryption`]: SUIT_Encryption_Info
+//! (COSE_Encrypt) decoding, content-key unwrapping and streaming AES-GCM / AES-CTR
+//! decryption of a firmware payload.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -38,6 +40,8 @@ extern crate std;
 
 mod algorithm;
 mod decode;
+#[cfg(feature = "encryption")]
+pub mod encryption;
 mod error;
 #[cfg(feature = "std")]
 mod host;

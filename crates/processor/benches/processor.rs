@@ -17,7 +17,7 @@ use suitcase_processor::Platform;
 use suitcase_processor::authenticate;
 use suitcase_processor::pipeline::{self, Source};
 use suitcase_processor::platform::{
-    Fetch, FetchError, MemoryRollback, NoClock, NoInvoke, StaticIdentity,
+    Fetch, FetchError, MemoryRollback, NoClock, NoDecryptionKeys, NoInvoke, StaticIdentity,
 };
 use suitcase_processor::platform::{StaticKeys, Target, TrustAnchor};
 use suitcase_processor::report::NoReport;
@@ -136,6 +136,7 @@ fn example3(c: &mut Criterion) {
                 clock: &NoClock,
                 invoker: &mut NoInvoke,
                 reporter: &mut NoReport,
+                decryption: &NoDecryptionKeys,
             };
             let auth = authenticate(black_box(&bytes), &keys).unwrap();
             auth.update(&mut platform).unwrap()

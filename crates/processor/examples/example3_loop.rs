@@ -18,7 +18,8 @@ use suitcase_cose::{Algorithm, CoseMessage, signing_key_from_pem, verifying_key_
 use suitcase_processor::Platform;
 use suitcase_processor::authenticate;
 use suitcase_processor::platform::{
-    Fetch, FetchError, MemoryRollback, NoClock, NoInvoke, StaticIdentity, StaticKeys, TrustAnchor,
+    Fetch, FetchError, MemoryRollback, NoClock, NoDecryptionKeys, NoInvoke, StaticIdentity,
+    StaticKeys, TrustAnchor,
 };
 use suitcase_processor::report::NoReport;
 use suitcase_processor::storage::{MemoryComponent, MemoryStorage};
@@ -131,6 +132,7 @@ fn main() {
             clock: &NoClock,
             invoker: &mut NoInvoke,
             reporter: &mut NoReport,
+            decryption: &NoDecryptionKeys,
         };
         if mode == "update" {
             black_box(authenticated.update(&mut platform).unwrap());

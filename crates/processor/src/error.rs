@@ -91,6 +91,14 @@ pub enum Error {
     RollbackStore(RollbackError),
     /// Invoke failed.
     Invoke(InvokeError),
+    /// The encryption-info parameter is not a SUIT_Encryption_Info this build can use
+    /// (malformed, or an algorithm it does not implement).
+    EncryptionInfo(CoseError),
+    /// No recipient of the encryption info names a key the platform holds.
+    NoDecryptionKey,
+    /// Decryption failed: a key unwrap, or the payload's authentication tag. One opaque
+    /// variant, as for signatures. The component is left unfinished and untrusted.
+    DecryptionFailed,
 }
 
 impl From<DecodeError> for Error {
@@ -182,6 +190,9 @@ impl fmt::Display for Error {
             Error::Fetch(e) => write!(f, "fetch: {e:?}"),
             Error::RollbackStore(e) => write!(f, "rollback store: {e:?}"),
             Error::Invoke(e) => write!(f, "invoke: {e:?}"),
+            Error::EncryptionInfo(e) => write!(f, "encryption info: {e}"),
+            Error::NoDecryptionKey => f.write_str("no decryption key for any recipient"),
+            Error::DecryptionFailed => f.write_str("decryption failed"),
         }
     }
 }

@@ -9,7 +9,7 @@
 //! ```
 //!
 //! The device talks to the processor through the small traits of [`platform`]: storage,
-//! fetch, identity, keys, rollback counter, clock, invoke, reporter. The same code runs
+//! fetch, identity, keys, rollback counter, clock, invoke, reporter, decryption keys. The same code runs
 //! in the bootloader, the simulator, the CLI's dry runs and the server's checks.
 #![no_std]
 #![forbid(unsafe_code)]
@@ -25,6 +25,8 @@
 )]
 
 mod auth;
+#[cfg(feature = "encryption")]
+pub mod decrypt;
 mod error;
 mod machine;
 mod params;

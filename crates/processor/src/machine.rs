@@ -647,11 +647,27 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
         p: &Params<'a>,
         from: Input<'a, '_>,
     ) -> Result<(), Error> {
-        // Decryption belongs in this pass (a Transform); until it is built, an encrypted
-        // payload is refused rather than written as ciphertext.
+        // Decryption is this pass's transform: each byte is decrypted, hashed and written
+        // once. A build without it refuses an encrypted payload rather than install
+        // ciphertext as if it were an image.
+        #[cfg(not(feature = "encryption"))]
         if p.encryption_info.is_some() {
             return Err(Error::UnsupportedParameter(19));
         }
+        #[cfg(feature = "encryption")]
+        let mut decryptor = match p.encryption_info {
+            Some(info) => Some(crate::decrypt::Decryptor::new(
+                info,
+                self.platform.decryption,
+            )?),
+            None => None,
+        };
+        #[cfg(feature = "encryption")]
+        let transform = decryptor
+            .as_mut()
+            .map(|d| d as &mut dyn pipeline::Transform);
+        #[cfg(not(feature = "encryption"))]
+        let transform = None;
         let platform = &mut *self.platform;
         let source = match from {
             Input::Bytes(b) => Source::Bytes(b),
@@ -661,7 +677,7 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
                 Source::Fetch(&mut *platform.fetch)
             }
         };
-        let w = pipeline::install(platform.storage, t, p.size, source, None);
+        let w = pipeline::install(platform.storage, t, p.size, source, transform);
         self.record_write(i, t.slot, w)
     }
 

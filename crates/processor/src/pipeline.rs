@@ -5,10 +5,15 @@
 //! never held whole, so RAM use is the chunk size whatever the image size.
 //!
 //! ```text
-//!  Source ──read──▶ [chunk: CHUNK bytes] ──Transform::apply (in place)──▶ ┬─▶ SHA-256
-//!  (bytes / Fetch /                                                      └─▶ ComponentStorage::write
+//!  Source ──read──▶ [chunk: CHUNK bytes] ──Transform::apply (in place)──▶ [..n] ┬─▶ SHA-256
+//!  (bytes / Fetch /                                                            └─▶ ComponentStorage::write
 //!   another component)
 //! ```
+//!
+//! A transform may output fewer bytes than it was given (`n ≤ chunk.len()`): AES-GCM
+//! holds back the last 16 bytes it has seen, because only the end of the stream tells
+//! whether they are ciphertext or the tag. Offsets, the image-size limit and the digest
+//! all count the transform's output (the plaintext), never the source bytes.
 
 use sha2::{Digest as _, Sha256};
 
@@ -20,12 +25,21 @@ use crate::platform::{ComponentStorage, Fetch, StorageError, Target};
 pub const CHUNK: usize = 512;
 
 /// An in-place transform between source and sink, such as payload decryption. It sees
-/// every byte once, in order.
+/// every source byte once, in order.
 pub trait Transform {
-    /// Transforms `chunk` in place.
-    fn apply(&mut self, chunk: &mut [u8]) -> Result<(), Error>;
-    /// Called after the last chunk: an AEAD checks its tag here. An error leaves the
-    /// written component invalid (its digest will not match).
+    /// Transforms `chunk` in place and returns how many of its leading bytes are output
+    /// (at most `chunk.len()`); the rest stays inside the transform, which releases it
+    /// with a later chunk or consumes it in [`finish`](Self::finish).
+    ///
+    /// # Errors
+    /// Whatever stops the transform; the install stops with it.
+    fn apply(&mut self, chunk: &mut [u8]) -> Result<usize, Error>;
+    /// Called after the last chunk: an AEAD checks its tag here. An error fails the
+    /// install and leaves the component unfinished (`finish_write` is not called; what
+    /// was written is not trusted, and its digest is not recorded).
+    ///
+    /// # Errors
+    /// For decryption, [`Error::DecryptionFailed`].
     fn finish(&mut self) -> Result<(), Error>;
 }
 
@@ -50,7 +64,11 @@ pub struct Written {
 
 /// Streams `source` into `dst`. `limit` (the image-size parameter) bounds what may be
 /// written: a longer payload stops with [`Error::ImageSizeExceeded`] before the extra
-/// byte reaches storage.
+/// byte reaches storage. With a transform, `limit` and the returned length and digest
+/// are those of its output.
+///
+/// # Errors
+/// Storage, transport and transform errors; [`Error::ImageSizeExceeded`].
 pub fn install(
     storage: &mut dyn ComponentStorage,
     dst: &Target<'_>,
@@ -61,6 +79,8 @@ pub fn install(
     storage.begin_write(dst, limit)?;
     let mut buf = [0u8; CHUNK];
     let mut hasher = Sha256::new();
+    // `read` counts source bytes (for a component source), `off` output bytes.
+    let mut read: u64 = 0;
     let mut off: u64 = 0;
     loop {
         let n = match &mut source {
@@ -75,13 +95,13 @@ pub fn install(
             }
             Source::Fetch(f) => f.read(&mut buf)?.min(CHUNK),
             Source::Component(src, len) => {
-                let left = len.saturating_sub(off);
+                let left = len.saturating_sub(read);
                 let n = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
                 if n > 0 {
                     let part = buf
                         .get_mut(..n)
                         .ok_or(Error::Storage(StorageError::OutOfBounds))?;
-                    storage.read(src, off, part)?;
+                    storage.read(src, read, part)?;
                 }
                 n
             }
@@ -89,18 +109,29 @@ pub fn install(
         if n == 0 {
             break;
         }
-        let end = off.checked_add(n as u64).ok_or(Error::ImageSizeExceeded)?;
-        if limit.is_some_and(|l| end > l) {
-            return Err(Error::ImageSizeExceeded);
-        }
+        read = read.saturating_add(n as u64);
         let chunk = buf
             .get_mut(..n)
             .ok_or(Error::Storage(StorageError::OutOfBounds))?;
-        if let Some(t) = transform.as_deref_mut() {
-            t.apply(chunk)?;
+        let produced = match transform.as_deref_mut() {
+            Some(t) => t.apply(chunk)?,
+            None => n,
+        };
+        // A transform claiming more than it was given is a bug; refuse, never read past.
+        let out = chunk
+            .get(..produced)
+            .ok_or(Error::Storage(StorageError::OutOfBounds))?;
+        if out.is_empty() {
+            continue;
         }
-        hasher.update(&*chunk);
-        storage.write(dst, off, chunk)?;
+        let end = off
+            .checked_add(out.len() as u64)
+            .ok_or(Error::ImageSizeExceeded)?;
+        if limit.is_some_and(|l| end > l) {
+            return Err(Error::ImageSizeExceeded);
+        }
+        hasher.update(out);
+        storage.write(dst, off, out)?;
         off = end;
     }
     if let Some(t) = transform {

@@ -297,6 +297,87 @@ impl Invoke for NoInvoke {
     }
 }
 
+/// The device's decryption keys (draft-ietf-suit-firmware-encryption), for payloads
+/// with an encryption-info parameter. Keys are raw bytes so the trait needs no crypto
+/// types and stays the same in every build; a store backed by protected flash or OTP
+/// returns slices of its own copy.
+///
+/// A recipient that names a `kid` should get the key with that id; one that names none
+/// gets the store's choice (usually its only key). A wrong key is harmless: the unwrap
+/// fails its integrity check and the next recipient is tried.
+pub trait DecryptionKeys {
+    /// The pre-shared key-encryption key for an A128KW (16 bytes) or A256KW (32 bytes)
+    /// recipient naming `kid`.
+    fn kek(&self, kid: Option<&[u8]>) -> Option<&[u8]>;
+    /// The device's P-256 private key (the 32-byte big-endian scalar) for an
+    /// ECDH-ES+A128KW recipient naming `kid`.
+    fn ecdh_private_key(&self, kid: Option<&[u8]>) -> Option<&[u8]>;
+}
+
+/// A device that holds no decryption key: every encrypted payload fails with
+/// `Error::NoDecryptionKey` (or `UnsupportedParameter(19)` without the `encryption`
+/// feature).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoDecryptionKeys;
+
+impl DecryptionKeys for NoDecryptionKeys {
+    fn kek(&self, _kid: Option<&[u8]>) -> Option<&[u8]> {
+        None
+    }
+    fn ecdh_private_key(&self, _kid: Option<&[u8]>) -> Option<&[u8]> {
+        None
+    }
+}
+
+/// A key and the `kid` it answers to.
+#[derive(Clone, Copy)]
+pub struct NamedKey<'k> {
+    /// The key id; `None` answers to every recipient.
+    pub kid: Option<&'k [u8]>,
+    /// The key bytes.
+    pub key: &'k [u8],
+}
+
+/// Never prints key bytes.
+impl core::fmt::Debug for NamedKey<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("NamedKey")
+            .field("kid", &self.kid)
+            .field("key", &"<secret>")
+            .finish()
+    }
+}
+
+/// Decryption keys over static slices. A recipient naming a kid gets the first key with
+/// that kid, else the first key with none; a recipient naming no kid gets the first key.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StaticDecryptionKeys<'k> {
+    /// AES key-wrap KEKs.
+    pub keks: &'k [NamedKey<'k>],
+    /// P-256 private scalars for ECDH-ES.
+    pub ecdh: &'k [NamedKey<'k>],
+}
+
+fn lookup<'k>(keys: &'k [NamedKey<'k>], kid: Option<&[u8]>) -> Option<&'k [u8]> {
+    let found = match kid {
+        Some(want) => keys
+            .iter()
+            .find(|k| k.kid == Some(want))
+            .or_else(|| keys.iter().find(|k| k.kid.is_none())),
+        None => keys.first(),
+    };
+    found.map(|k| k.key)
+}
+
+impl DecryptionKeys for StaticDecryptionKeys<'_> {
+    fn kek(&self, kid: Option<&[u8]>) -> Option<&[u8]> {
+        lookup(self.keks, kid)
+    }
+    fn ecdh_private_key(&self, kid: Option<&[u8]>) -> Option<&[u8]> {
+        lookup(self.ecdh, kid)
+    }
+}
+
 /// Every platform service, as one bundle of trait objects.
 pub struct Platform<'p> {
     /// Component storage.
@@ -313,4 +394,7 @@ pub struct Platform<'p> {
     pub invoker: &'p mut dyn Invoke,
     /// Where records of command outcomes go.
     pub reporter: &'p mut dyn crate::report::Reporter,
+    /// Keys for encrypted payloads ([`NoDecryptionKeys`] when the device has none; used
+    /// only with the `encryption` feature).
+    pub decryption: &'p dyn DecryptionKeys,
 }

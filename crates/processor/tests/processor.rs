@@ -4,6 +4,8 @@ mod processor {
     pub mod auth;
     pub mod bitflip;
     pub mod common;
+    #[cfg(feature = "encryption")]
+    pub mod encryption;
     pub mod examples;
     pub mod machine;
     pub mod props;

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use ciborium::Value;
 use suitcase_processor::Platform;
 use suitcase_processor::platform::{
-    Clock, Fetch, FetchError, Invoke, InvokeError, MemoryRollback, StaticIdentity, Target,
+    Clock, Fetch, FetchError, Invoke, InvokeError, MemoryRollback, NamedKey, StaticDecryptionKeys,
+    StaticIdentity, Target,
 };
 use suitcase_processor::report::{Record, Reporter};
 use suitcase_processor::storage::{MemoryComponent, MemoryStorage};
@@ -63,6 +64,10 @@ pub struct MemDevice {
     pub invoked: Vec<(usize, Option<Vec<u8>>)>,
     /// Report records.
     pub records: Vec<Record>,
+    /// AES key-wrap KEKs (firmware encryption), with the kid each answers to.
+    pub keks: Vec<(Option<Vec<u8>>, Vec<u8>)>,
+    /// P-256 private scalars for ECDH-ES (firmware encryption), with their kid.
+    pub device_keys: Vec<(Option<Vec<u8>>, Vec<u8>)>,
 }
 
 impl MemDevice {
@@ -83,7 +88,22 @@ impl MemDevice {
             fetched: Vec::new(),
             invoked: Vec::new(),
             records: Vec::new(),
+            keks: Vec::new(),
+            device_keys: Vec::new(),
         }
+    }
+
+    /// Adds an AES key-wrap KEK (16 or 32 bytes) answering to `kid` (`None`: to any).
+    pub fn with_kek(mut self, kid: Option<&[u8]>, kek: &[u8]) -> Self {
+        self.keks.push((kid.map(<[u8]>::to_vec), kek.to_vec()));
+        self
+    }
+
+    /// Adds a P-256 private key (the 32-byte scalar) for ECDH-ES recipients naming `kid`.
+    pub fn with_device_key(mut self, kid: Option<&[u8]>, scalar: &[u8]) -> Self {
+        self.device_keys
+            .push((kid.map(<[u8]>::to_vec), scalar.to_vec()));
+        self
     }
 
     /// Adds a component of `capacity` bytes.
@@ -155,6 +175,11 @@ impl MemDevice {
         let clock = FixedClock(self.now);
         let mut invoker = LogInvoker(&mut self.invoked);
         let mut reporter = LogReporter(&mut self.records);
+        let (keks, ecdh) = (named(&self.keks), named(&self.device_keys));
+        let decryption = StaticDecryptionKeys {
+            keks: &keks,
+            ecdh: &ecdh,
+        };
         let mut platform = Platform {
             storage: &mut storage,
             fetch: &mut fetch,
@@ -163,6 +188,7 @@ impl MemDevice {
             clock: &clock,
             invoker: &mut invoker,
             reporter: &mut reporter,
+            decryption: &decryption,
         };
         let r = f(&mut platform);
         let lens: Vec<usize> = comps.iter().map(|c| c.len).collect();
@@ -171,6 +197,15 @@ impl MemDevice {
         }
         r
     }
+}
+
+fn named(keys: &[(Option<Vec<u8>>, Vec<u8>)]) -> Vec<NamedKey<'_>> {
+    keys.iter()
+        .map(|(kid, key)| NamedKey {
+            kid: kid.as_deref(),
+            key,
+        })
+        .collect()
 }
 
 struct MapFetch<'m> {

@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod device;
+pub mod encrypt;
 pub mod resign;
 pub mod vectors;
 

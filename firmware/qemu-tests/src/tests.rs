@@ -5,6 +5,7 @@
 
 mod cose;
 mod digest;
+mod encryption;
 mod flash;
 mod processor;
 
@@ -53,4 +54,10 @@ pub static ALL: &[Test] = tests![
     flash::install_uneven_chunks_write4,
     flash::install_uneven_chunks_write8,
     flash::install_bytes_write8,
+    encryption::aes_kw_gcm_decrypts,
+    encryption::aes_kw_ctr_decrypts,
+    encryption::es_ecdh_gcm_decrypts,
+    encryption::es_ecdh_ctr_decrypts,
+    encryption::gcm_flipped_tag_refused,
+    encryption::es_ecdh_content_update,
 ];

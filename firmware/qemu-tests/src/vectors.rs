@@ -15,6 +15,44 @@ macro_rules! spec {
     };
 }
 
+/// A published firmware-encryption file, by name.
+macro_rules! enc {
+    ($name:literal) => {
+        include_bytes!(concat!(
+            "../../../../shared/vectors/suit-firmware-encryption/",
+            $name
+        ))
+    };
+}
+
+/// `plaintext.bin`: what every firmware-encryption vector decrypts to (30 bytes).
+pub static ENC_PLAINTEXT: &[u8] = enc!("plaintext.bin");
+/// The A128KW key-encryption key, kid `kid-1`.
+pub static ENC_KEK: &[u8] = enc!("kek-a128kw-kid-1.bin");
+/// The four `(SUIT_Encryption_Info, ciphertext)` pairs: AES-KW + GCM, ES-DH + GCM,
+/// AES-KW + CTR, ES-DH + CTR.
+pub static ENC_PAIRS: [(&[u8], &[u8]); 4] = [
+    (
+        enc!("suit-encryption-info-aes-kw-aes-gcm.cose"),
+        enc!("encrypted-payload-aes-kw-aes-gcm.bin"),
+    ),
+    (
+        enc!("suit-encryption-info-es-ecdh-aes-gcm.cose"),
+        enc!("encrypted-payload-es-ecdh-aes-gcm.bin"),
+    ),
+    (
+        enc!("suit-encryption-info-aes-kw-aes-ctr.cose"),
+        enc!("encrypted-payload-aes-kw-aes-ctr.bin"),
+    ),
+    (
+        enc!("suit-encryption-info-es-ecdh-aes-ctr.cose"),
+        enc!("encrypted-payload-es-ecdh-aes-ctr.bin"),
+    ),
+];
+/// `suit-manifest-es-ecdh-content.suit`: ESP256-signed (the spec key), writes and
+/// decrypts an ES-DH + A128GCM payload into `['decrypted-firmware']`.
+pub static ENC_ES_ECDH_CONTENT: &[u8] = enc!("suit-manifest-es-ecdh-content.suit");
+
 /// A host-generated file (`cargo xtask firmware` writes them; see `build.rs`).
 macro_rules! generated {
     ($name:literal) => {
@@ -56,6 +94,9 @@ pub static IMAGE_B: &[u8] = generated!("image-b.bin");
 pub static EXAMPLE3_REAL: &[u8] = generated!("example3-real.suit");
 /// Example 0 (secure boot) re-signed, validating [`IMAGE_A`].
 pub static EXAMPLE0_REAL: &[u8] = generated!("example0-real.suit");
+/// The firmware-encryption receiver key (kid-2) as its 32-byte P-256 scalar, taken
+/// from the published PKCS#8 PEM on the host.
+pub static ENC_DEVICE_KEY: &[u8] = generated!("enc-device-key.bin");
 
 /// Vendor UUID of every spec example (fa6b4a53-d5ad-5fdf-be9d-e663e4d41ffe).
 pub const SPEC_VENDOR: [u8; 16] = [

@@ -32,8 +32,8 @@ use cortex_m_rt::entry;
 use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash};
 use suitcase_processor::cose::VerifyingKey;
 use suitcase_processor::platform::{
-    Invoke, InvokeError, MemoryRollback, NoClock, NoFetch, StaticIdentity, StaticKeys, Target,
-    TrustAnchor,
+    Invoke, InvokeError, MemoryRollback, NoClock, NoDecryptionKeys, NoFetch, StaticIdentity,
+    StaticKeys, Target, TrustAnchor,
 };
 use suitcase_processor::report::NoReport;
 use suitcase_processor::storage::{FlashRegion, FlashStorage};
@@ -208,6 +208,7 @@ fn boot() {
         clock: &NoClock,
         invoker: &mut Jump,
         reporter: &mut NoReport,
+        decryption: &NoDecryptionKeys,
     });
 }
 

@@ -179,12 +179,12 @@ fn flash_reads_back_and_bounds_are_enforced() {
 fn the_pipeline_hashes_what_the_transform_produces() {
     struct Xor(u8, usize, bool);
     impl Transform for Xor {
-        fn apply(&mut self, chunk: &mut [u8]) -> Result<(), Error> {
+        fn apply(&mut self, chunk: &mut [u8]) -> Result<usize, Error> {
             for b in chunk.iter_mut() {
                 *b ^= self.0;
             }
             self.1 += chunk.len();
-            Ok(())
+            Ok(chunk.len())
         }
         fn finish(&mut self) -> Result<(), Error> {
             self.2 = true;
@@ -216,4 +216,130 @@ fn the_pipeline_hashes_what_the_transform_produces() {
     use sha2::Digest as _;
     assert_eq!(w.digest, <[u8; 32]>::from(sha2::Sha256::digest(&plain)));
     assert_eq!(&comps[0].data[..3000], &plain[..]);
+}
+
+/// A transform that holds back the last `K` bytes it has seen (as AES-GCM holds back its
+/// tag) and drops them at the end: the output, its length, the digest and the
+/// image-size limit all follow what it releases, for any chunking of the source.
+#[test]
+fn a_transform_may_hold_bytes_back() {
+    const K: usize = 16;
+    struct Hold {
+        held: Vec<u8>,
+        finished: bool,
+    }
+    impl Transform for Hold {
+        fn apply(&mut self, chunk: &mut [u8]) -> Result<usize, Error> {
+            self.held.extend_from_slice(chunk);
+            let out = self.held.len().saturating_sub(K);
+            let released: Vec<u8> = self.held.drain(..out).collect();
+            chunk[..out].copy_from_slice(&released);
+            Ok(out)
+        }
+        fn finish(&mut self) -> Result<(), Error> {
+            self.finished = true;
+            if self.held.len() == K {
+                Ok(())
+            } else {
+                Err(Error::DecryptionFailed)
+            }
+        }
+    }
+    use sha2::Digest as _;
+    for len in [16usize, 17, 511, 512, 527, 528, 529, 1500] {
+        let src: Vec<u8> = (0..len as u32).map(|i| (i * 7) as u8).collect();
+        let want = &src[..len - K];
+        let exact = (len - K) as u64;
+        let limits = if exact > 0 {
+            std::vec![None, Some(exact), Some(exact - 1)]
+        } else {
+            std::vec![None, Some(0)]
+        };
+        for limit in limits {
+            let mut buf = [0u8; 2048];
+            let mut comps = [MemoryComponent {
+                id: ID,
+                slot: Some(1),
+                data: &mut buf,
+                len: 0,
+            }];
+            let mut s = MemoryStorage {
+                components: &mut comps,
+            };
+            let mut h = Hold {
+                held: Vec::new(),
+                finished: false,
+            };
+            let r = pipeline::install(&mut s, &target(), limit, Source::Bytes(&src), Some(&mut h));
+            if limit.is_some_and(|l| l < exact) {
+                assert_eq!(r, Err(Error::ImageSizeExceeded), "len {len}");
+                continue;
+            }
+            let w = r.unwrap();
+            assert!(h.finished);
+            assert_eq!(w.len, want.len() as u64);
+            assert_eq!(w.digest, <[u8; 32]>::from(sha2::Sha256::digest(want)));
+            assert_eq!(&comps[0].data[..want.len()], want);
+            assert_eq!(comps[0].len, want.len());
+        }
+    }
+    // Shorter than what the transform holds: nothing is output and finish says no.
+    let mut buf = [0u8; 64];
+    let mut comps = [MemoryComponent {
+        id: ID,
+        slot: Some(1),
+        data: &mut buf,
+        len: 0,
+    }];
+    let mut s = MemoryStorage {
+        components: &mut comps,
+    };
+    let mut h = Hold {
+        held: Vec::new(),
+        finished: false,
+    };
+    assert_eq!(
+        pipeline::install(
+            &mut s,
+            &target(),
+            None,
+            Source::Bytes(&[1; 10]),
+            Some(&mut h)
+        ),
+        Err(Error::DecryptionFailed)
+    );
+}
+
+/// A transform that claims more output than its input is refused, not trusted.
+#[test]
+fn a_transform_claiming_too_much_is_refused() {
+    struct Liar;
+    impl Transform for Liar {
+        fn apply(&mut self, chunk: &mut [u8]) -> Result<usize, Error> {
+            Ok(chunk.len() + 1)
+        }
+        fn finish(&mut self) -> Result<(), Error> {
+            Ok(())
+        }
+    }
+    let mut buf = [0u8; 64];
+    let mut comps = [MemoryComponent {
+        id: ID,
+        slot: Some(1),
+        data: &mut buf,
+        len: 0,
+    }];
+    let mut s = MemoryStorage {
+        components: &mut comps,
+    };
+    assert_eq!(
+        pipeline::install(
+            &mut s,
+            &target(),
+            None,
+            Source::Bytes(&[1; 10]),
+            Some(&mut Liar)
+        ),
+        Err(Error::Storage(StorageError::OutOfBounds))
+    );
 }

@@ -13,8 +13,8 @@
 use suitcase_cose::p256::ecdsa::VerifyingKey as P256Key;
 use suitcase_cose::{CoseMessage, VerifyingKey};
 use suitcase_processor::platform::{
-    Fetch, FetchError, Invoke, InvokeError, MemoryRollback, NoClock, NoFetch, NoInvoke,
-    StaticIdentity, StaticKeys, Target, TrustAnchor,
+    Fetch, FetchError, Invoke, InvokeError, MemoryRollback, NoClock, NoDecryptionKeys, NoFetch,
+    NoInvoke, StaticIdentity, StaticKeys, Target, TrustAnchor,
 };
 use suitcase_processor::report::NoReport;
 use suitcase_processor::storage::{MemoryComponent, MemoryStorage};
@@ -233,6 +233,7 @@ fn example3_update(running: u64) -> Outcome {
             clock: &NoClock,
             invoker: &mut NoInvoke,
             reporter: &mut NoReport,
+            decryption: &NoDecryptionKeys,
         };
         auth.update(&mut platform).map_err(describe)
     })??;
@@ -349,6 +350,7 @@ fn example0_invoke(
             clock: &NoClock,
             invoker: &mut invoker,
             reporter: &mut NoReport,
+            decryption: &NoDecryptionKeys,
         })
     })?;
     Ok((result, invoker))
