@@ -29,6 +29,35 @@ pub fn embedded(bytes: &[u8]) -> String {
     }
 }
 
+/// Marks a byte string that [`expand`] decoded: rendered `<<item>>`. The number is one
+/// no real tag uses in SUIT (2^64 - 1 is reserved as invalid by RFC 8949 §9.2).
+const EMBEDDED: u64 = u64::MAX;
+
+/// `v` with every byte string that holds exactly one encoded array, map or tagged item
+/// replaced by that item, recursively, so SUIT's `bstr .cbor` layers render as
+/// `<<…>>`. Other byte strings (digests, signatures, images) stay `h'…'`; a random
+/// string that happens to be one well-formed container is shown decoded too, which is
+/// why this is only for reading.
+pub fn expand(v: Value) -> Value {
+    match v {
+        Value::Bytes(b) => match decode(&b) {
+            Some(inner @ (Value::Array(_) | Value::Map(_) | Value::Tag(..))) => {
+                Value::Tag(EMBEDDED, Box::new(expand(inner)))
+            }
+            _ => Value::Bytes(b),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(expand).collect()),
+        Value::Map(entries) => Value::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| (expand(k), expand(v)))
+                .collect(),
+        ),
+        Value::Tag(t, inner) => Value::Tag(t, Box::new(expand(*inner))),
+        other => other,
+    }
+}
+
 /// The whole item on one line.
 pub fn one_line(v: &Value) -> String {
     let mut s = String::new();
@@ -48,6 +77,11 @@ fn write(v: &Value, s: &mut String) {
         Value::Float(f) => s.push_str(&float(*f)),
         Value::Bool(b) => s.push_str(if *b { "true" } else { "false" }),
         Value::Null => s.push_str("null"),
+        Value::Tag(EMBEDDED, inner) => {
+            s.push_str("<<");
+            write(inner, s);
+            s.push_str(">>");
+        }
         Value::Tag(t, inner) => {
             s.push_str(&t.to_string());
             s.push('(');
@@ -129,6 +163,15 @@ fn pretty_into(v: &Value, depth: usize, prefix: &str, suffix: &str, out: &mut Ve
             }
             out.push(format!("{pad}}}{suffix}"));
         }
+        Value::Tag(EMBEDDED, inner) => {
+            pretty_into(
+                inner,
+                depth,
+                &format!("{prefix}<<"),
+                &format!(">>{suffix}"),
+                out,
+            );
+        }
         Value::Tag(t, inner) => {
             pretty_into(
                 inner,
@@ -171,6 +214,15 @@ mod tests {
             r#"{1: "a\"b", [h'00']: [-7, true, null, 1.5], 2: 107({})}"#
         );
         assert_eq!(embedded(&[0x82, 0x01, 0x02]), "<<[1, 2]>>");
+    }
+
+    #[test]
+    fn expand_shows_wrapped_items() {
+        // {2: h'<<[1, h'01']>>', 3: h'0102'}
+        let bytes = [0xa2, 0x02, 0x43, 0x82, 0x01, 0x01, 0x03, 0x42, 0x01, 0x02];
+        let v = expand(decode(&bytes).unwrap());
+        assert_eq!(one_line(&v), "{2: <<[1, 1]>>, 3: h'0102'}");
+        assert_eq!(pretty(&v), ["{2: <<[1, 1]>>, 3: h'0102'}"]);
     }
 
     #[test]

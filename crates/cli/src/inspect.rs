@@ -1,4 +1,6 @@
-//! `suitcase inspect FILE [--json]`: decode an envelope and show everything in it.
+//! `suitcase inspect FILE [--json | --diag]`: decode an envelope and show everything in
+//! it, as a reader wants it (a tree of named commands) or, with `--diag`, as CBOR
+//! diagnostic notation (RFC 8949 §8) with every `bstr .cbor` layer opened (`<<…>>`).
 //!
 //! Nothing is authenticated: no key is involved, and the output says so first. The
 //! decoder is the device's own (`suitcase-suit`), so a file that inspects cleanly is one
@@ -26,8 +28,11 @@ pub struct Args {
     /// The envelope (a CBOR SUIT_Envelope, tag 107).
     pub file: PathBuf,
     /// Print JSON Lines: one object per element, tagged by "type"; nothing else.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "diag")]
     pub json: bool,
+    /// Print the whole envelope as CBOR diagnostic notation, bstr-wrapped CBOR opened.
+    #[arg(long)]
+    pub diag: bool,
 }
 
 /// One element of the output, in both renderings.
@@ -41,6 +46,14 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let name = args.file.display().to_string();
     let bytes = std::fs::read(&args.file).with_context(|| name.clone())?;
     let sections = sections(&name, &bytes).with_context(|| name.clone())?;
+    if args.diag {
+        // The device decoder accepted it above, so it is one well-formed item.
+        let v = diag::decode(&bytes).ok_or_else(|| anyhow::anyhow!("{name}: not one CBOR item"))?;
+        for line in diag::pretty(&diag::expand(v)) {
+            writeln!(out, "{line}")?;
+        }
+        return Ok(());
+    }
     for s in sections {
         if args.json {
             writeln!(out, "{}", s.json)?;

@@ -1,10 +1,17 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod build;
+mod cbor;
 mod demo;
 mod diag;
 mod inspect;
+mod key;
+mod keygen;
+mod keys;
 mod names;
+mod output;
+mod sign;
 mod verify;
 
 use std::fmt;
@@ -23,7 +30,7 @@ const EXIT_ERROR: u8 = 2;
 #[command(
     name = "suitcase",
     version,
-    about = "Inspect, verify and demonstrate IETF SUIT firmware-update envelopes",
+    about = "Author, sign, inspect and verify IETF SUIT firmware-update envelopes",
     after_help = "Exit status: 0 ok, 1 a check said no (e.g. verify rejected), 2 usage or operational error."
 )]
 struct Cli {
@@ -33,6 +40,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Generate a key pair: PKCS#8 private key (mode 0600) and its public key.
+    Keygen(keygen::Args),
+    /// Show a key's id and algorithm.
+    Key(key::Args),
+    /// Build an envelope from a manifest description (TOML).
+    Build(build::Args),
+    /// Add a signature to an envelope without re-encoding its manifest.
+    Sign(sign::Args),
     /// Decode an envelope and print its contents (nothing is authenticated).
     Inspect(inspect::Args),
     /// Authenticate an envelope against trusted keys, as a device would.
@@ -45,6 +60,10 @@ impl Command {
     /// The subcommand's name, the `<what>` of its error lines.
     fn name(&self) -> &'static str {
         match self {
+            Command::Keygen(_) => "keygen",
+            Command::Key(_) => "key",
+            Command::Build(_) => "build",
+            Command::Sign(_) => "sign",
             Command::Inspect(_) => "inspect",
             Command::Verify(_) => "verify",
             Command::Demo(_) => "demo",
@@ -73,6 +92,10 @@ fn main() -> ExitCode {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let result = match &cli.command {
+        Command::Keygen(args) => keygen::run(args, &mut out),
+        Command::Key(args) => key::run(args, &mut out),
+        Command::Build(args) => build::run(args, &mut out),
+        Command::Sign(args) => sign::run(args, &mut out),
         Command::Inspect(args) => inspect::run(args, &mut out),
         Command::Verify(args) => verify::run(args, &mut out),
         Command::Demo(args) => demo::run(args, &mut out),
@@ -111,7 +134,8 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     }
     let msg = match e.kind() {
         K::DisplayHelpOnMissingArgumentOrSubcommand | K::MissingSubcommand => {
-            "a subcommand is required: inspect, verify or demo".to_string()
+            "a subcommand is required: keygen, key, build, sign, inspect, verify or demo"
+                .to_string()
         }
         _ => clap_message(e),
     };

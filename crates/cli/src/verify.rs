@@ -1,20 +1,22 @@
-//! `suitcase verify --key PUB.pem [--key …] [--mac-key FILE …] [--require-all] FILE`:
+//! `suitcase verify --key PUB.pem [--key …] [--mac-key FILE …] [--require K] FILE`:
 //! authenticate an envelope with the processor's own `authenticate`, exactly as a device
 //! would (digest, every COSE block, the signing policy, severed-member digests).
 //!
-//! Policy: by default any one key suffices; `--require-all` needs a valid block from
-//! every key given (one `Rule::required(i)` per key): the "author AND operator" check.
+//! Policy: K of the N keys given must each have produced a valid block
+//! (`Rule::k_of(K, all N)`); by default K = N, every key given ("author AND operator").
+//! `--require 1` is "any one of them"; `--require-all` is kept as a spelling of K = N.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow, bail};
 use serde_json::json;
-use suitcase_cose::{KeyError, OwnedVerifyingKey, VerifyingKey, verifying_key_from_pem};
+use suitcase_cose::VerifyingKey;
 use suitcase_processor::authenticate;
 use suitcase_processor::platform::{Rule, StaticKeys, TrustAnchor};
 
 use crate::Rejected;
+use crate::keys::{self, PublicKey};
 
 /// The policy addresses anchors by bit in a `u32`.
 const MAX_KEYS: usize = 32;
@@ -25,13 +27,17 @@ const MAX_KEYS: usize = 32;
     clap::ArgGroup::new("anchors").required(true).multiple(true).args(["keys", "mac_keys"])
 ))]
 pub struct Args {
-    /// A trusted public key: PEM SubjectPublicKeyInfo, P-256 or Ed25519 (repeatable).
+    /// A trusted public key: PEM SubjectPublicKeyInfo, P-256, Ed25519 or HSS-LMS
+    /// (repeatable).
     #[arg(long = "key", value_name = "PEM")]
     pub keys: Vec<PathBuf>,
     /// A trusted HMAC-256 secret: the raw bytes of FILE (repeatable).
     #[arg(long = "mac-key", value_name = "FILE")]
     pub mac_keys: Vec<PathBuf>,
-    /// Every key given must have signed (e.g. author AND operator); default: any one.
+    /// How many of the keys given must have signed (k of n); default: every one.
+    #[arg(long, value_name = "K", conflicts_with = "require_all")]
+    pub require: Option<u8>,
+    /// Every key given must have signed: the default, kept for scripts that spell it out.
     #[arg(long)]
     pub require_all: bool,
     /// Print one JSON object of type "verify" instead of the text line.
@@ -48,7 +54,7 @@ struct Anchor {
 }
 
 enum Key {
-    Public(OwnedVerifyingKey),
+    Public(PublicKey),
     Mac(Vec<u8>),
 }
 
@@ -63,17 +69,7 @@ fn short_name(p: &Path) -> String {
 fn load_anchors(args: &Args) -> anyhow::Result<Vec<Anchor>> {
     let mut anchors = Vec::new();
     for p in &args.keys {
-        let ctx = || p.display().to_string();
-        let raw = std::fs::read(p).with_context(ctx)?;
-        let pem = String::from_utf8(raw)
-            .map_err(|_| anyhow!("not valid PEM (binary file)"))
-            .with_context(ctx)?;
-        let key = verifying_key_from_pem(&pem)
-            .map_err(|e| match e {
-                KeyError::UnsupportedLabel => anyhow!("{e}: want a PUBLIC KEY"),
-                e => anyhow!("{e}"),
-            })
-            .with_context(ctx)?;
+        let key = keys::load_public(p)?;
         anchors.push(Anchor {
             name: short_name(p),
             key: Key::Public(key),
@@ -95,21 +91,31 @@ fn load_anchors(args: &Args) -> anyhow::Result<Vec<Anchor>> {
     Ok(anchors)
 }
 
-/// One `Rule::required(i)` per anchor under `--require-all`; none (= any one) otherwise.
-fn rules(n: usize, require_all: bool) -> Vec<Rule> {
-    if !require_all {
-        return Vec::new();
+/// "k of the n anchors": one rule over all of them. `n` ≤ [`MAX_KEYS`].
+fn rules(n: usize, k: u8) -> Vec<Rule> {
+    let all = if n >= 32 { u32::MAX } else { (1u32 << n) - 1 };
+    vec![Rule::k_of(k, all)]
+}
+
+/// K from the flags: `--require K` (1 ≤ K ≤ n), else n.
+fn required(args: &Args, n: usize) -> anyhow::Result<u8> {
+    let n8 = u8::try_from(n).map_err(|_| anyhow!("too many keys"))?;
+    match args.require {
+        None => Ok(n8),
+        Some(0) => bail!("--require 0 would accept an unsigned policy: give 1 to {n}"),
+        Some(k) if usize::from(k) > n => bail!(
+            "--require {k}: only {n} key{} given",
+            if n == 1 { "" } else { "s" }
+        ),
+        Some(k) => Ok(k),
     }
-    (0..n)
-        .filter_map(|i| u8::try_from(i).ok())
-        .map(Rule::required)
-        .collect()
 }
 
 /// Runs `verify`.
 pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let file = args.file.display().to_string();
     let anchors = load_anchors(args)?;
+    let k = required(args, anchors.len())?;
     let bytes = std::fs::read(&args.file).with_context(|| file.clone())?;
     let trust: Vec<TrustAnchor<'_>> = anchors
         .iter()
@@ -121,12 +127,12 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
             kid: None,
         })
         .collect();
-    let rules = rules(anchors.len(), args.require_all);
+    let rules = rules(anchors.len(), k);
     let store = StaticKeys {
         anchors: &trust,
         rules: &rules,
     };
-    let policy = if args.require_all { "all" } else { "any" };
+    let policy = format!("{k} of {}", anchors.len());
     match authenticate(&bytes, &store) {
         Ok(a) => {
             let seq = a.manifest().sequence_number;
@@ -182,20 +188,31 @@ mod tests {
 
     #[test]
     fn key_flags_repeat_and_one_is_required() {
-        let a = parse(&["--key", "a.pem", "--key", "b.pem", "--require-all", "f"]).unwrap();
+        let a = parse(&["--key", "a.pem", "--key", "b.pem", "--require", "1", "f"]).unwrap();
         assert_eq!(a.keys, [PathBuf::from("a.pem"), PathBuf::from("b.pem")]);
-        assert!(a.require_all && !a.json);
+        assert_eq!(a.require, Some(1));
+        assert!(!a.json);
+        assert_eq!(required(&a, 2).unwrap(), 1);
         let a = parse(&["--mac-key", "k.bin", "--json", "f"]).unwrap();
         assert_eq!(a.mac_keys, [PathBuf::from("k.bin")]);
-        assert!(a.keys.is_empty() && a.json && !a.require_all);
+        assert!(a.keys.is_empty() && a.json && a.require.is_none());
+        assert_eq!(required(&a, 1).unwrap(), 1, "default: every key");
+        let a = parse(&["--key", "a", "--key", "b", "--require-all", "f"]).unwrap();
+        assert_eq!(required(&a, 2).unwrap(), 2);
+        assert!(parse(&["--key", "a", "--require-all", "--require", "1", "f"]).is_err());
         assert!(parse(&["f"]).is_err(), "no key at all");
         assert!(parse(&["--key", "a.pem"]).is_err(), "no file");
+        let a = parse(&["--key", "a", "--require", "3", "f"]).unwrap();
+        assert!(required(&a, 1).is_err(), "more than given");
+        let a = parse(&["--key", "a", "--require", "0", "f"]).unwrap();
+        assert!(required(&a, 1).is_err(), "zero");
     }
 
     #[test]
-    fn require_all_means_one_rule_per_key() {
-        assert!(rules(3, false).is_empty());
-        assert_eq!(rules(2, true), [Rule::required(0), Rule::required(1)]);
+    fn k_of_n_is_one_rule_over_every_key() {
+        assert_eq!(rules(3, 2), [Rule::k_of(2, 0b111)]);
+        assert_eq!(rules(1, 1), [Rule::k_of(1, 0b1)]);
+        assert_eq!(rules(32, 32), [Rule::k_of(32, u32::MAX)]);
     }
 
     #[test]

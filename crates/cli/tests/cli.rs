@@ -6,9 +6,15 @@ use std::process::{Command, Output};
 
 use suitcase_testkit::vectors;
 
+// One test binary for the crate; the authoring tests live beside it in `cli/`.
+#[path = "cli/authoring.rs"]
+mod authoring;
+#[path = "cli/bad_input.rs"]
+mod bad_input;
+
 const BIN: &str = env!("CARGO_BIN_EXE_suitcase");
 
-fn spec(name: &str) -> String {
+pub(crate) fn spec(name: &str) -> String {
     vectors::dir()
         .join(vectors::SPEC)
         .join(name)
@@ -24,27 +30,27 @@ fn enc(name: &str) -> String {
         .to_string()
 }
 
-fn run(args: &[&str]) -> Output {
+pub(crate) fn run(args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
         .output()
         .expect("the suitcase binary runs")
 }
 
-fn code(o: &Output) -> i32 {
+pub(crate) fn code(o: &Output) -> i32 {
     o.status.code().expect("exited, not killed")
 }
 
-fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).expect("stdout is UTF-8")
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8(o.stderr.clone()).expect("stderr is UTF-8")
 }
 
 /// The error contract: exactly one stderr line, `suitcase: <what>: <why>`.
-fn one_error_line(o: &Output, what: &str) -> String {
+pub(crate) fn one_error_line(o: &Output, what: &str) -> String {
     let err = stderr(o);
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 1, "stderr must be one line: {err:?}");
@@ -218,22 +224,22 @@ fn verify_rejects_the_wrong_key() {
 }
 
 #[test]
-fn verify_require_all_needs_every_key() {
+fn verify_needs_every_key_unless_told_k() {
     let other = enc("dependent-manifest-signing-public-key.pem");
     let published = spec("public_key.pem");
-    let both = ["verify", "--key", &published, "--key", &other];
-    // Any one: the published key signed.
-    let mut any = both.to_vec();
     let file = spec("example0.suit");
-    any.push(&file);
-    assert_eq!(code(&run(&any)), 0);
-    // Both required: only one signed.
-    let mut all = both.to_vec();
-    all.push("--require-all");
-    all.push(&file);
-    let o = run(&all);
+    let both = ["verify", "--key", &published, "--key", &other];
+    // Default: every key given must have signed; only the published one did.
+    let o = run(&[&both[..], &[&file[..]]].concat());
     assert_eq!(code(&o), 1);
-    one_error_line(&o, "verify");
+    assert!(one_error_line(&o, "verify").contains("signing policy"));
+    // --require-all says the same.
+    let o = run(&[&both[..], &["--require-all", &file]].concat());
+    assert_eq!(code(&o), 1);
+    // 1 of 2 suffices.
+    let o = run(&[&both[..], &["--require", "1", &file]].concat());
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("signed by public_key.pem"));
 }
 
 #[test]
