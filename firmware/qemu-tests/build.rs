@@ -18,6 +18,7 @@ const GENERATED: &[&str] = &[
     "image-b.bin",
     "example3-real.suit",
     "example0-real.suit",
+    "boot-b.suit",
     "enc-device-key.bin",
 ];
 

@@ -3,7 +3,7 @@
 
 use crate::process::{self, Failure, command, first_line};
 
-/// Debian packages the firmware build and run need.
+/// Debian packages the firmware build and run, and the PKCS#11 tests, need.
 ///
 /// rustc-web/cargo-web (1.96, bookworm-security) build `core` from
 /// rust-web-src for thumbv7em: rustup may have no Arm target on these
@@ -15,6 +15,9 @@ const APT_PACKAGES: &[&str] = &[
     "gcc-arm-none-eabi",
     "libnewlib-arm-none-eabi",
     "qemu-system-arm",
+    // PKCS#11 signing tests (`suitcase sign --pkcs11-…`): a software token,
+    // /usr/lib/softhsm/libsofthsm2.so and softhsm2-util.
+    "softhsm2",
 ];
 
 /// PyPI packages the independent check of the CLI's output needs

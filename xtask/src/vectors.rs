@@ -12,6 +12,7 @@
 //! | `image-b.bin` | 2 KiB, likewise |
 //! | `example3-real.suit` | example 3 (A/B slots) with P0 → image A, P1 → image B |
 //! | `example0-real.suit` | example 0 (secure boot) with P0 → image A |
+//! | `boot-b.suit` | example 0 with P0 → image B and sequence number 1: the update the bootloader test stages over `example0-real.suit` |
 //! | `enc-device-key.bin` | the firmware-encryption receiver key (kid-2) as the 32-byte P-256 scalar a device keeps (the published file is PKCS#8 PEM, which the firmware does not parse) |
 //!
 //! Both envelopes are signed ES256 with the published `private_key.pem`; the image-size
@@ -46,21 +47,26 @@ pub fn generate(dir: &Path) -> Result<(), Failure> {
     let key = signing_key_from_pem(&private).map_err(|e| fail("private_key.pem", &e))?;
     let (a, b) = (image(0xa, IMAGE_A_LEN), image(0xb, IMAGE_B_LEN));
     let (p0, p1) = (PLACEHOLDER_0, PLACEHOLDER_1);
-    let resign = |n: u32, images: &[(&[u8], &[u8])]| -> Result<Vec<u8>, Failure> {
+    let resign = |n: u32,
+                  images: &[(&[u8], &[u8])],
+                  sequence_number: Option<u64>|
+     -> Result<Vec<u8>, Failure> {
         let example = read_spec(&format!("example{n}.suit"))?;
         Rewrite {
             images: images
                 .iter()
                 .map(|(d, i)| (d.to_vec(), i.to_vec()))
                 .collect::<HashMap<_, _>>(),
-            sequence_number: None,
+            sequence_number,
             signers: vec![Signer::Sign(key.clone(), Algorithm::Es256)],
         }
         .apply(&example)
         .map_err(|e| fail(&format!("re-signing example{n}"), &e))
     };
-    let example3 = resign(3, &[(&p0, &a), (&p1, &b)])?;
-    let example0 = resign(0, &[(&p0, &a)])?;
+    let example3 = resign(3, &[(&p0, &a), (&p1, &b)], None)?;
+    let example0 = resign(0, &[(&p0, &a)], None)?;
+    // Newer than example 0 (sequence number 0), so the bootloader accepts it as an update.
+    let boot_b = resign(0, &[(&p0, &b)], Some(1))?;
     let receiver = read_set(vectors::ENC, "receiver-kid-2-private-p256.pem")?;
     let device_key = String::from_utf8(receiver)
         .ok()
@@ -75,6 +81,7 @@ pub fn generate(dir: &Path) -> Result<(), Failure> {
         ("image-b.bin", &b),
         ("example3-real.suit", &example3),
         ("example0-real.suit", &example0),
+        ("boot-b.suit", &boot_b),
         ("enc-device-key.bin", &device_key),
     ] {
         if write_if_changed(&dir.join(name), bytes).map_err(|e| fail(name, &e))? {

@@ -195,6 +195,7 @@ pub(crate) fn verify<F: NorFlash>(
         invoker: &mut hand,
         reporter: &mut NoReport,
         decryption: &NoDecryptionKeys,
+        policy: &mut suitcase_processor::platform::NoPolicy,
     });
     if let Some(kind) = storage.fault {
         return Err(BootError::Flash(kind));

@@ -174,6 +174,7 @@ impl<F: NorFlash> Updater<'_, F> {
                 invoker: &mut NoInvoke,
                 reporter: &mut *agent.reporter,
                 decryption: agent.decryption,
+                policy: &mut suitcase_processor::platform::NoPolicy,
             })
             .map_err(InstallError::Processor)?;
         staging.commit(envelope, mode).map_err(InstallError::Boot)?;

@@ -110,6 +110,8 @@ pub enum CoseError {
     /// Decryption failed: a key unwrap integrity check, an ECDH ephemeral key, or the
     /// AEAD tag (one variant for all, as for signatures).
     DecryptionFailed,
+    /// The output buffer is too small for the message being encoded (signing).
+    BufferTooSmall,
 }
 
 impl CoseError {
@@ -171,6 +173,7 @@ impl fmt::Display for CoseError {
             Self::PayloadConflict => f.write_str("both attached and detached payload"),
             Self::InvalidKey => f.write_str("unusable key"),
             Self::SigStructureTooLarge => f.write_str("Sig_structure too large"),
+            Self::BufferTooSmall => f.write_str("output buffer too small"),
             Self::SignatureInvalid => f.write_str("signature invalid"),
             Self::AttachedCiphertext => f.write_str("COSE_Encrypt ciphertext not detached"),
             Self::NoRecipients => f.write_str("COSE_Encrypt has no recipient"),
@@ -224,6 +227,7 @@ mod tests {
             CoseError::MissingEphemeralKey,
             CoseError::UnsupportedHeader { offset: 13 },
             CoseError::DecryptionFailed,
+            CoseError::BufferTooSmall,
         ];
         for e in all {
             let s = std::format!("{e}");

@@ -47,6 +47,8 @@ mod error;
 mod host;
 #[cfg(feature = "hss-lms")]
 mod hss;
+#[cfg(feature = "sign")]
+pub mod sign;
 mod tbs;
 mod verify;
 

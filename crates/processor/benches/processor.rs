@@ -137,6 +137,7 @@ fn example3(c: &mut Criterion) {
                 invoker: &mut NoInvoke,
                 reporter: &mut NoReport,
                 decryption: &NoDecryptionKeys,
+                policy: &mut suitcase_processor::platform::NoPolicy,
             };
             let auth = authenticate(black_box(&bytes), &keys).unwrap();
             auth.update(&mut platform).unwrap()

@@ -133,6 +133,7 @@ fn main() {
             invoker: &mut NoInvoke,
             reporter: &mut NoReport,
             decryption: &NoDecryptionKeys,
+            policy: &mut suitcase_processor::platform::NoPolicy,
         };
         if mode == "update" {
             black_box(authenticated.update(&mut platform).unwrap());

@@ -96,6 +96,23 @@ pub enum Error {
     EncryptionInfo(CoseError),
     /// No recipient of the encryption info names a key the platform holds.
     NoDecryptionKey,
+    /// The platform cannot answer an update-management condition or wait (its
+    /// [`crate::platform::UpdatePolicy`] returned `None`), or the parameter it needs is
+    /// not a value this build can compare (a version of more than
+    /// [`crate::platform::MAX_VERSION_PARTS`] integers). An abort, not a condition
+    /// failure: "cannot tell" never selects a try-each branch.
+    CannotAnswer {
+        /// The command code (26 minimum-battery, 27 update-authorized, 28 version,
+        /// 29 wait).
+        command: i64,
+        /// The component it was evaluated on.
+        component: u32,
+    },
+    /// The platform answered a wait directive (29): the events did not occur.
+    WaitFailed {
+        /// The component.
+        component: u32,
+    },
     /// Decryption failed: a key unwrap, or the payload's authentication tag. One opaque
     /// variant, as for signatures. The component is left unfinished and untrusted.
     DecryptionFailed,
@@ -193,6 +210,16 @@ impl fmt::Display for Error {
             Error::EncryptionInfo(e) => write!(f, "encryption info: {e}"),
             Error::NoDecryptionKey => f.write_str("no decryption key for any recipient"),
             Error::DecryptionFailed => f.write_str("decryption failed"),
+            Error::WaitFailed { component } => {
+                write!(
+                    f,
+                    "wait: the events did not occur for component {component}"
+                )
+            }
+            Error::CannotAnswer { command, component } => write!(
+                f,
+                "the platform cannot answer command {command} on component {component}"
+            ),
         }
     }
 }

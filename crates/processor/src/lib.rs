@@ -29,6 +29,8 @@ mod auth;
 pub mod decrypt;
 mod error;
 mod machine;
+#[cfg(feature = "update-management")]
+mod manage;
 mod params;
 pub mod pipeline;
 pub mod platform;
@@ -53,8 +55,12 @@ impl<'a> Authenticated<'a> {
         if offered <= installed {
             return Err(Error::Rollback { installed, offered });
         }
+        #[cfg(feature = "update-management")]
+        let set_version = manage::set_version(self.manifest())?;
         let summary = machine::Machine::new(self, platform, Procedure::Update).run_procedure()?;
         platform.rollback.advance(offered)?;
+        #[cfg(feature = "update-management")]
+        manage::record_set_version(set_version, platform);
         Ok(summary)
     }
 

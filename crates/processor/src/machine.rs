@@ -126,6 +126,11 @@ pub(crate) struct Machine<'a, 'e, 'p> {
     ids: [Option<suitcase_suit::ComponentId<'a>>; MAX],
     components_written: u32,
     bytes_written: u64,
+    /// The component the current command is acting on (for the failure record).
+    at: u32,
+    /// The innermost command whose failure is travelling up (cleared when a sequence
+    /// absorbs it softly): handed to `Reporter::failed` when the procedure stops.
+    failure: Option<Record>,
 }
 
 impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
@@ -148,6 +153,8 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
             written: [None; MAX],
             components_written: 0,
             bytes_written: 0,
+            at: 0,
+            failure: None,
         }
     }
 
@@ -191,8 +198,13 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
                     _ => m.invoke,
                 },
             };
-            if let Some(seq) = seq {
-                self.run_top(kind, seq)?;
+            if let Some(seq) = seq
+                && let Err(e) = self.run_top(kind, seq)
+            {
+                if let Some(r) = self.failure {
+                    self.platform.reporter.failed(&r, &e);
+                }
+                return Err(e);
             }
         }
         Ok(UpdateSummary {
@@ -316,18 +328,43 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
         let mut soft = scope == Scope::TryBranch;
         for item in seq.iter() {
             let (offset, cmd) = item.map_err(Error::from)?;
+            let code = cmd.code();
             let result = self.command(kind, offset, cmd, sel, scope, &mut soft, depth);
             match result {
                 Ok(()) => {}
                 // Rows 2 and 3: a condition failure here, or one handed up from a nested
                 // sequence, is decided by this sequence's soft-failure.
                 Err(Stop::Condition(f)) => {
-                    return Err(if soft { Stop::Soft } else { Stop::Condition(f) });
+                    if soft {
+                        self.failure = None;
+                        return Err(Stop::Soft);
+                    }
+                    self.note_failure(kind, offset, code);
+                    return Err(Stop::Condition(f));
                 }
-                Err(other) => return Err(other),
+                Err(Stop::Abort(e)) => {
+                    self.note_failure(kind, offset, code);
+                    return Err(Stop::Abort(e));
+                }
+                Err(Stop::Soft) => return Err(Stop::Soft),
             }
         }
         Ok(())
+    }
+
+    /// Remembers the innermost failing command (the first one noted while a failure
+    /// travels up; enclosing try-each / run-sequence commands do not overwrite it).
+    fn note_failure(&mut self, kind: SequenceKind, offset: usize, command: i64) {
+        if self.failure.is_none() {
+            self.failure = Some(Record {
+                sequence: kind,
+                offset,
+                command,
+                component: self.at,
+                outcome: Outcome::Failure,
+                sysinfo: false,
+            });
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -362,14 +399,17 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
             Command::SetParameters(p) => self.set_params(p, sel, scope, soft, true),
             Command::Condition(c, policy) => {
                 for i in self.indices(sel)? {
-                    let ok = self.condition(c, i)?;
-                    let outcome = if ok {
+                    self.at = i;
+                    // An abort while evaluating (the platform cannot answer, storage
+                    // failed) is a failure of this condition too, recorded as such.
+                    let r = self.condition(c, i);
+                    let outcome = if matches!(r, Ok(true)) {
                         Outcome::Success
                     } else {
                         Outcome::Failure
                     };
                     self.report(kind, offset, cmd.code(), i, policy, outcome);
-                    if !ok {
+                    if !r? {
                         return Err(Stop::Condition(Failed::Condition(c, i)));
                     }
                 }
@@ -377,6 +417,7 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
             }
             Command::Directive(d, policy) => {
                 for i in self.indices(sel)? {
+                    self.at = i;
                     let r = self.directive(d, i);
                     let outcome = if r.is_ok() {
                         Outcome::Success
@@ -390,16 +431,18 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
             }
             Command::TryEach(t) => {
                 for i in self.indices(sel)? {
+                    self.at = i;
                     self.try_each(kind, t, i, depth)?;
                 }
                 Ok(())
             }
             Command::RunSequence(body) => {
                 for i in self.indices(sel)? {
+                    self.at = i;
                     let mut inner = Selection::One(i);
                     match self.run(kind, body, &mut inner, Scope::RunSequence, depth + 1) {
                         // Halted softly: "no side effects" on the caller, carry on.
-                        Ok(()) | Err(Stop::Soft) => {}
+                        Ok(()) | Err(Stop::Soft) => self.at = i,
                         Err(e) => return Err(e),
                     }
                 }
@@ -497,6 +540,7 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
                 Err(e) => return Err(e),
             }
         }
+        self.at = i;
         if t.has_empty_fallback {
             Ok(())
         } else {
@@ -531,6 +575,10 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
                 (Some(limit), Some(now)) => now <= limit,
                 _ => false,
             },
+            #[cfg(feature = "update-management")]
+            Condition::MinimumBattery | Condition::UpdateAuthorized | Condition::Version => {
+                return crate::manage::condition(self.platform.policy, c, i, &t, &p);
+            }
             other => {
                 return Err(Error::UnsupportedCommand(
                     suitcase_suit::command::condition_code(other),
@@ -633,6 +681,8 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
                 .invoker
                 .invoke(&t, p.invoke_args)
                 .map_err(Error::from),
+            #[cfg(feature = "update-management")]
+            Directive::Wait => crate::manage::wait(self.platform.policy, i, &t, &p),
             other => Err(Error::UnsupportedCommand(
                 suitcase_suit::command::directive_code(other),
             )),

@@ -378,6 +378,131 @@ impl DecryptionKeys for StaticDecryptionKeys<'_> {
     }
 }
 
+/// Most integers a version (`[+int]`) may hold: `1.2.3-rc4` style versions need four or
+/// five; a longer one in a manifest fails to decode as a version and the condition aborts.
+pub const MAX_VERSION_PARTS: usize = 8;
+
+/// A component version: a list of integers (draft-ietf-suit-update-management
+/// `SUIT_Condition_Version_Comparison_Value`), held inline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Version {
+    parts: [i64; MAX_VERSION_PARTS],
+    len: u8,
+}
+
+impl Version {
+    /// A version from its parts; `None` for an empty list or more than
+    /// [`MAX_VERSION_PARTS`].
+    pub fn new(parts: &[i64]) -> Option<Version> {
+        if parts.is_empty() || parts.len() > MAX_VERSION_PARTS {
+            return None;
+        }
+        let mut v = Version::default();
+        for (dst, src) in v.parts.iter_mut().zip(parts) {
+            *dst = *src;
+        }
+        v.len = u8::try_from(parts.len()).ok()?;
+        Some(v)
+    }
+
+    /// The parts.
+    pub fn parts(&self) -> &[i64] {
+        self.parts.get(..usize::from(self.len)).unwrap_or(&[])
+    }
+
+    /// Compares part by part, the shorter list padded with zeros: `1.2` equals `1.2.0`
+    /// and is below `1.2.1` (our reading; the draft compares "integer by integer").
+    pub fn compare(&self, other: &Version) -> core::cmp::Ordering {
+        for i in 0..MAX_VERSION_PARTS {
+            let a = self.parts().get(i).copied().unwrap_or(0);
+            let b = other.parts().get(i).copied().unwrap_or(0);
+            match a.cmp(&b) {
+                core::cmp::Ordering::Equal => {}
+                o => return o,
+            }
+        }
+        core::cmp::Ordering::Equal
+    }
+}
+
+/// The device's answers to the update-management conditions and the wait directive
+/// (draft-ietf-suit-update-management), used with the `update-management` feature.
+///
+/// Every method answers `None` when the platform *cannot* tell. The processor then aborts
+/// with [`crate::Error::CannotAnswer`] rather than treating the condition as failed:
+/// "cannot answer" is not "no", and a soft failure inside a try-each would otherwise
+/// silently pick another branch on a device that never looked. The defaults answer
+/// `None`, so a platform implements only what it can.
+pub trait UpdatePolicy {
+    /// The version installed in `target` (condition version, 28).
+    fn installed_version(&self, target: &Target<'_>) -> Option<Version> {
+        let _ = target;
+        None
+    }
+    /// The battery level, in the unit the fleet's manifests use for minimum-battery
+    /// (the draft leaves it to the profile; mWh is usual).
+    fn battery_level(&self) -> Option<u64> {
+        None
+    }
+    /// Whether an update of `target` with `priority` (the update-priority parameter,
+    /// if set) may proceed now (condition update-authorized, 27).
+    fn update_authorized(&self, target: &Target<'_>, priority: Option<i64>) -> Option<bool> {
+        let _ = (target, priority);
+        None
+    }
+    /// Waits for the events of the wait-info parameter (`{+ event => value}`, kept
+    /// encoded) before `target` proceeds (directive wait, 29): `Some(true)` when they
+    /// occurred, `Some(false)` when they did not (the directive fails).
+    fn wait(&mut self, target: &Target<'_>, wait_info: &[u8]) -> Option<bool> {
+        let _ = (target, wait_info);
+        None
+    }
+    /// Records the manifest's set-version (manifest key 6) after a fully successful
+    /// update, so the next version condition sees it.
+    fn set_version(&mut self, version: &Version) {
+        let _ = version;
+    }
+}
+
+/// A platform that answers no update-management question: every such condition and
+/// wait aborts with [`crate::Error::CannotAnswer`]; set-version is dropped.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoPolicy;
+
+impl UpdatePolicy for NoPolicy {}
+
+/// Fixed answers, for tests, simulators and dry runs. `wait` answers `Some(true)` when
+/// `events_occur`, else `None`; set-version is stored in `installed`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StaticPolicy {
+    /// The version of every component, and where set-version lands.
+    pub installed: Option<Version>,
+    /// The battery level.
+    pub battery: Option<u64>,
+    /// The answer to update-authorized.
+    pub authorized: Option<bool>,
+    /// Whether waits are answered (`true`: every event has occurred).
+    pub events_occur: bool,
+}
+
+impl UpdatePolicy for StaticPolicy {
+    fn installed_version(&self, _target: &Target<'_>) -> Option<Version> {
+        self.installed
+    }
+    fn battery_level(&self) -> Option<u64> {
+        self.battery
+    }
+    fn update_authorized(&self, _target: &Target<'_>, _priority: Option<i64>) -> Option<bool> {
+        self.authorized
+    }
+    fn wait(&mut self, _target: &Target<'_>, _wait_info: &[u8]) -> Option<bool> {
+        self.events_occur.then_some(true)
+    }
+    fn set_version(&mut self, version: &Version) {
+        self.installed = Some(*version);
+    }
+}
+
 /// Every platform service, as one bundle of trait objects.
 pub struct Platform<'p> {
     /// Component storage.
@@ -397,4 +522,7 @@ pub struct Platform<'p> {
     /// Keys for encrypted payloads ([`NoDecryptionKeys`] when the device has none; used
     /// only with the `encryption` feature).
     pub decryption: &'p dyn DecryptionKeys,
+    /// Answers to the update-management conditions ([`NoPolicy`] when the device has
+    /// none; used only with the `update-management` feature).
+    pub policy: &'p mut dyn UpdatePolicy,
 }

@@ -4,6 +4,13 @@
 
 use suitcase_suit::ReportingPolicy;
 
+#[cfg(feature = "report")]
+mod encode;
+#[cfg(all(feature = "report", any(feature = "p256", feature = "hmac")))]
+pub use encode::{DeviceKey, sign_report};
+#[cfg(feature = "report")]
+pub use encode::{Reason, Reference, ReportError, ReportLog, encode_report, reason};
+
 /// Which command sequence a record comes from (manifest keys).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -86,6 +93,12 @@ pub struct Record {
 pub trait Reporter {
     /// One record.
     fn record(&mut self, record: &Record);
+    /// The procedure stopped: `record` names the innermost command that failed (whatever
+    /// its reporting policy), `error` why. Called once, before the error is returned;
+    /// not called for failures outside any command (decode, authentication, rollback).
+    fn failed(&mut self, record: &Record, error: &crate::Error) {
+        let _ = (record, error);
+    }
 }
 
 /// Discards every record.

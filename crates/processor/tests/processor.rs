@@ -9,5 +9,9 @@ mod processor {
     pub mod examples;
     pub mod machine;
     pub mod props;
+    #[cfg(all(feature = "report", feature = "p256", feature = "hmac"))]
+    pub mod report;
     pub mod rollback;
+    #[cfg(feature = "update-management")]
+    pub mod update_management;
 }

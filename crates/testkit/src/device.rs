@@ -64,10 +64,15 @@ pub struct MemDevice {
     pub invoked: Vec<(usize, Option<Vec<u8>>)>,
     /// Report records.
     pub records: Vec<Record>,
+    /// The failing command and why, when the last procedure stopped in one
+    /// (`Reporter::failed`).
+    pub failure: Option<(Record, suitcase_processor::Error)>,
     /// AES key-wrap KEKs (firmware encryption), with the kid each answers to.
     pub keks: Vec<(Option<Vec<u8>>, Vec<u8>)>,
     /// P-256 private scalars for ECDH-ES (firmware encryption), with their kid.
     pub device_keys: Vec<(Option<Vec<u8>>, Vec<u8>)>,
+    /// Update-management answers (all `None` by default: such conditions abort).
+    pub policy: suitcase_processor::platform::StaticPolicy,
 }
 
 impl MemDevice {
@@ -88,8 +93,10 @@ impl MemDevice {
             fetched: Vec::new(),
             invoked: Vec::new(),
             records: Vec::new(),
+            failure: None,
             keks: Vec::new(),
             device_keys: Vec::new(),
+            policy: Default::default(),
         }
     }
 
@@ -174,7 +181,7 @@ impl MemDevice {
         };
         let clock = FixedClock(self.now);
         let mut invoker = LogInvoker(&mut self.invoked);
-        let mut reporter = LogReporter(&mut self.records);
+        let mut reporter = LogReporter(&mut self.records, &mut self.failure);
         let (keks, ecdh) = (named(&self.keks), named(&self.device_keys));
         let decryption = StaticDecryptionKeys {
             keks: &keks,
@@ -189,6 +196,7 @@ impl MemDevice {
             invoker: &mut invoker,
             reporter: &mut reporter,
             decryption: &decryption,
+            policy: &mut self.policy,
         };
         let r = f(&mut platform);
         let lens: Vec<usize> = comps.iter().map(|c| c.len).collect();
@@ -246,9 +254,15 @@ impl Invoke for LogInvoker<'_> {
     }
 }
 
-struct LogReporter<'l>(&'l mut Vec<Record>);
+struct LogReporter<'l>(
+    &'l mut Vec<Record>,
+    &'l mut Option<(Record, suitcase_processor::Error)>,
+);
 impl Reporter for LogReporter<'_> {
     fn record(&mut self, record: &Record) {
         self.0.push(*record);
+    }
+    fn failed(&mut self, record: &Record, error: &suitcase_processor::Error) {
+        *self.1 = Some((*record, *error));
     }
 }

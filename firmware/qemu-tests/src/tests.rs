@@ -3,10 +3,11 @@
 //! Adding a test is writing a `fn() -> Outcome` in one of the modules below
 //! (or a new `tests/<area>.rs`) and adding its path to [`ALL`].
 
+mod boot;
 mod cose;
 mod digest;
 mod encryption;
-mod flash;
+pub(crate) mod flash;
 mod processor;
 
 use crate::harness::{self, Test};
@@ -60,4 +61,7 @@ pub static ALL: &[Test] = tests![
     encryption::es_ecdh_ctr_decrypts,
     encryption::gcm_flipped_tag_refused,
     encryption::es_ecdh_content_update,
+    boot::verified_boot,
+    boot::staged_swap_trial_confirm,
+    boot::unconfirmed_trial_reverted,
 ];

@@ -94,6 +94,9 @@ pub static IMAGE_B: &[u8] = generated!("image-b.bin");
 pub static EXAMPLE3_REAL: &[u8] = generated!("example3-real.suit");
 /// Example 0 (secure boot) re-signed, validating [`IMAGE_A`].
 pub static EXAMPLE0_REAL: &[u8] = generated!("example0-real.suit");
+/// Example 0 re-signed for [`IMAGE_B`] with sequence number 1: the update the
+/// bootloader test stages over [`EXAMPLE0_REAL`].
+pub static BOOT_B: &[u8] = generated!("boot-b.suit");
 /// The firmware-encryption receiver key (kid-2) as its 32-byte P-256 scalar, taken
 /// from the published PKCS#8 PEM on the host.
 pub static ENC_DEVICE_KEY: &[u8] = generated!("enc-device-key.bin");

@@ -209,6 +209,7 @@ fn boot() {
         invoker: &mut Jump,
         reporter: &mut NoReport,
         decryption: &NoDecryptionKeys,
+        policy: &mut suitcase_processor::platform::NoPolicy,
     });
 }
 

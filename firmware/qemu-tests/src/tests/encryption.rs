@@ -143,6 +143,7 @@ pub fn es_ecdh_content_update() -> Outcome {
         invoker: &mut NoInvoke,
         reporter: &mut NoReport,
         decryption: &decryption,
+        policy: &mut suitcase_processor::platform::NoPolicy,
     })
     .map_err(|_| "update failed")?;
     let c = components.first().ok_or("no component")?;

@@ -25,10 +25,10 @@ static FLASH: StaticBuf<FLASH_SIZE> = StaticBuf::new();
 const C0: [u8; 3] = [0x81, 0x41, 0x00];
 
 /// NOR flash in RAM with a `W`-byte write granule and 1 KiB erase sectors.
-struct RamFlash<'m, const W: usize> {
-    mem: &'m mut [u8],
-    erases: u32,
-    writes: u32,
+pub(crate) struct RamFlash<'m, const W: usize> {
+    pub(crate) mem: &'m mut [u8],
+    pub(crate) erases: u32,
+    pub(crate) writes: u32,
 }
 
 impl<const W: usize> ErrorType for RamFlash<'_, W> {

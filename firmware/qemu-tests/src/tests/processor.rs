@@ -234,6 +234,7 @@ fn example3_update(running: u64) -> Outcome {
             invoker: &mut NoInvoke,
             reporter: &mut NoReport,
             decryption: &NoDecryptionKeys,
+            policy: &mut suitcase_processor::platform::NoPolicy,
         };
         auth.update(&mut platform).map_err(describe)
     })??;
@@ -351,6 +352,7 @@ fn example0_invoke(
             invoker: &mut invoker,
             reporter: &mut NoReport,
             decryption: &NoDecryptionKeys,
+            policy: &mut suitcase_processor::platform::NoPolicy,
         })
     })?;
     Ok((result, invoker))
