@@ -168,3 +168,78 @@ def test_spec_examples_rebuilt_byte_for_byte(tmp_path, n):
     for key in theirs:
         if key != 2:
             assert ours[key] == theirs[key], key
+
+
+# `suitcase encrypt`: the ciphertext and SUIT_Encryption_Info decrypt with `cryptography`
+# alone (RFC 3394 unwrap, or ECDH + HKDF-SHA-256 over the COSE_KDF_Context; AES-GCM with
+# the Enc_structure as AAD, or AES-CTR).
+
+
+def kdf_context(protected: bytes) -> bytes:
+    return cbor2.dumps(
+        [-3, [None, None, None], [None, None, None], [128, protected, b"SUIT Payload Encryption"]]
+    )
+
+
+@pytest.mark.parametrize("content", ["aes-gcm", "aes-ctr"])
+@pytest.mark.parametrize("bits", ["128", "256"])
+@pytest.mark.parametrize("to", ["kek16", "kek32", "device"])
+def test_encrypt_decrypts_independently(tmp_path, content, bits, to):
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    from cryptography.hazmat.primitives.keywrap import aes_key_unwrap
+
+    plain = os.urandom(3000)
+    (tmp_path / "app.bin").write_bytes(plain)
+    args = []
+    device = None
+    if to == "device":
+        device = ec.generate_private_key(ec.SECP256R1())
+        (tmp_path / "device.pub.pem").write_bytes(
+            device.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+        args = ["--recipient", tmp_path / "device.pub.pem"]
+    else:
+        kek = os.urandom(16 if to == "kek16" else 32)
+        (tmp_path / "kek.bin").write_bytes(kek)
+        args = ["--kek", tmp_path / "kek.bin"]
+    suitcase(
+        "encrypt", "--payload", tmp_path / "app.bin", *args, "--kid", "kid-1",
+        "--content", content, "--key-size", bits,
+        "-o", tmp_path / "app.enc", "--info-out", tmp_path / "app.cose",
+    )
+    info = cbor2.loads((tmp_path / "app.cose").read_bytes())
+    assert isinstance(info, cbor2.CBORTag) and info.tag == 96
+    protected, unprotected, detached, recipients = info.value
+    assert detached is None and len(recipients) == 1
+    r_protected, r_unprotected, wrapped = recipients[0]
+    assert r_unprotected[4] == b"kid-1"
+    if device is None:
+        assert r_protected == b""
+        assert r_unprotected[1] == (-3 if to == "kek16" else -5)
+        cek = aes_key_unwrap(kek, wrapped)
+    else:
+        assert cbor2.loads(r_protected) == {1: -29}
+        eph = r_unprotected[-1]
+        assert (eph[1], eph[-1]) == (2, 1)
+        eph_key = ec.EllipticCurvePublicNumbers(
+            int.from_bytes(eph[-2], "big"), int.from_bytes(eph[-3], "big"), ec.SECP256R1()
+        ).public_key()
+        shared = device.exchange(ec.ECDH(), eph_key)
+        kek = HKDF(hashes.SHA256(), 16, None, kdf_context(r_protected)).derive(shared)
+        cek = aes_key_unwrap(kek, wrapped)
+    assert len(cek) == int(bits) // 8
+    ct = (tmp_path / "app.enc").read_bytes()
+    iv = unprotected[5]
+    if content == "aes-gcm":
+        assert cbor2.loads(protected) == {1: 1 if bits == "128" else 3}
+        aad = cbor2.dumps(["Encrypt", protected, b""])
+        assert AESGCM(cek).decrypt(iv, ct, aad) == plain
+    else:
+        assert protected == b""
+        assert unprotected[1] == (-65534 if bits == "128" else -65532)
+        d = Cipher(algorithms.AES(cek), modes.CTR(iv)).decryptor()
+        assert d.update(ct) + d.finalize() == plain

@@ -14,7 +14,7 @@ mod encode;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, anyhow};
+use anyhow::{Context as _, anyhow, bail};
 use serde_json::json;
 
 use crate::output::{self, Mode};
@@ -31,6 +31,9 @@ pub struct Args {
     /// Sign with this private key too (repeatable); default: unsigned.
     #[arg(long = "key", value_name = "KEY.pem")]
     pub keys: Vec<PathBuf>,
+    /// Sign with a P-256 key in a PKCS#11 token too (after the `--key` files).
+    #[command(flatten)]
+    pub pkcs11: crate::pkcs11::Pkcs11Args,
     /// Override the sequence number (default: the description's, else now as Unix time).
     #[arg(long, value_name = "N")]
     pub sequence_number: Option<u64>,
@@ -69,6 +72,7 @@ pub fn build_file(file: &Path, sequence_number: Option<u64>) -> anyhow::Result<(
         digest: hex::encode(built.digest),
         components: plan.components.iter().map(|c| c.name.clone()).collect(),
         payloads: plan.payloads.iter().map(|(k, _)| k.clone()).collect(),
+        ciphertexts: plan.ciphertexts,
     };
     Ok((built.envelope, summary))
 }
@@ -80,6 +84,49 @@ pub struct Summary {
     digest: String,
     components: Vec<String>,
     payloads: Vec<String>,
+    /// Ciphertexts of encrypted fetched images, to write beside the envelope.
+    ciphertexts: Vec<description::Ciphertext>,
+}
+
+/// Writes the envelope and the ciphertexts of its encrypted fetched images, each
+/// atomically; if one fails, the files already written by this call are removed again.
+/// Returns where each ciphertext went, with its component.
+fn write_outputs(
+    dest: &Path,
+    env: &[u8],
+    ciphertexts: &[description::Ciphertext],
+) -> anyhow::Result<Vec<(String, PathBuf, usize)>> {
+    let dir = dest
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    let mut files: Vec<(String, PathBuf, &[u8])> = Vec::new();
+    for c in ciphertexts {
+        let path = c.out.clone().unwrap_or_else(|| dir.join(&c.default_name));
+        if path == dest || files.iter().any(|(_, p, _)| *p == path) {
+            bail!(
+                "component {:?}: the ciphertext would overwrite {} (set encrypt.out)",
+                c.component,
+                path.display()
+            );
+        }
+        files.push((c.component.clone(), path, &c.bytes));
+    }
+    let mut written: Vec<&Path> = Vec::new();
+    let result = (|| {
+        for (_, path, bytes) in &files {
+            output::write_atomic(path, bytes, Mode::Public)?;
+            written.push(path);
+        }
+        output::write_atomic(dest, env, Mode::Public)
+    })();
+    if let Err(e) = result {
+        for p in written {
+            let _ = std::fs::remove_file(p);
+        }
+        return Err(e);
+    }
+    Ok(files.into_iter().map(|(c, p, b)| (c, p, b.len())).collect())
 }
 
 /// Runs `build`.
@@ -93,8 +140,8 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
             .context(dest.display().to_string());
     }
     let (env, s) = build_file(&args.file, args.sequence_number)?;
-    let (env, kids) = sign::sign_all(env, &args.keys)?;
-    output::write_atomic(&dest, &env, Mode::Public)?;
+    let (env, kids) = sign::sign_all(env, &args.keys, &args.pkcs11)?;
+    let encrypted = write_outputs(&dest, &env, &s.ciphertexts)?;
     if args.json {
         let line = json!({
             "type": "build",
@@ -107,6 +154,10 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
             "components": s.components,
             "integrated": s.payloads,
             "signed_by": kids,
+            "ciphertexts": encrypted
+                .iter()
+                .map(|(c, p, n)| json!({"component": c, "out": p.display().to_string(), "size": n}))
+                .collect::<Vec<_>>(),
         });
         writeln!(out, "{line}")?;
     } else {
@@ -120,6 +171,13 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
             s.sequence_number,
             s.components.join(", ")
         )?;
+        for (c, p, n) in &encrypted {
+            writeln!(
+                out,
+                "ciphertext: {} ({n} bytes; publish it at component {c:?}'s uri)",
+                p.display()
+            )?;
+        }
         if kids.is_empty() {
             writeln!(
                 out,

@@ -1,18 +1,28 @@
-//! `suitcase demo`: a guided end-to-end run of the device code on an in-memory device,
-//! with the published vectors of the manifest spec.
+//! `suitcase demo`: a guided end-to-end run of the device code in two parts.
+//!
+//! Part 1, steps (a)–(h): the SUIT processor on an in-memory device with the published
+//! vectors of the manifest spec. Part 2, steps (i)–(q) ([`story`]): the device story with
+//! the real bootloader over the NOR flash simulator in a temporary directory — keys,
+//! three releases, v1 in the factory, the update to v2 with a power cut in the middle of
+//! the swap and the recovery, trial boot and confirm, a bad v3 reverted, a downgrade
+//! refused.
 //!
 //! Each step is a small function that returns the fact it measured (or why it failed);
-//! `run` prints one ✔/✘ line per step and a closing `demo: N steps passed, M failed`.
-//! The steps use the processor exactly as a device does: `authenticate`, then `update`
-//! or `invoke` over a `Platform` lent by `suitcase_testkit::device::MemDevice`.
+//! `run` prints one ✔/✘ line per step, a summary, and a closing
+//! `demo: N steps passed, M failed`. On a terminal a progress bar (on stderr) shows the
+//! step being run; when stdout is not a terminal (CI, pipes) there is no bar, only the
+//! lines. The steps use the processor exactly as a device does: `authenticate`, then
+//! `update` or `invoke` over a `Platform` lent by `suitcase_testkit::device::MemDevice`.
 //!
 //! Two deliberate liberties, both said in the output: the spec examples carry
 //! placeholder image digests, so the update steps re-sign them with the digests of real
 //! (generated) images using the published private key; and example 3 has no invoke
 //! sequence, so the demo's copy of it adds `invoke (policy 2)` to show a boot.
 
+mod story;
+
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{IsTerminal as _, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use suitcase_testkit::image;
@@ -59,8 +69,21 @@ const OPERATOR_SEED: [u8; 32] = [0x0d; 32];
 
 type Step = fn(&mut Ctx) -> anyhow::Result<String>;
 
+/// Steps of part 1 (the processor on the published vectors).
+const PART1: usize = 8;
+
+/// Wraps a [`story`] step as a [`Step`].
+macro_rules! story_step {
+    ($name:ident) => {{
+        fn step(ctx: &mut Ctx) -> anyhow::Result<String> {
+            story::$name(ctx.story.as_mut().ok_or_else(|| anyhow!("no story"))?)
+        }
+        step
+    }};
+}
+
 /// The steps, in order: letter, title, function.
-const STEPS: [(&str, &str, Step); 8] = [
+const STEPS: [(&str, &str, Step); 17] = [
     ("a", "authenticate", authenticate_signed),
     ("b", "refuse unsigned", refuse_unsigned),
     ("c", "A/B update", ab_update),
@@ -69,6 +92,15 @@ const STEPS: [(&str, &str, Step); 8] = [
     ("f", "tamper", tamper),
     ("g", "author + operator", two_signers),
     ("h", "load chain", load_chain),
+    ("i", "keys", story_step!(keys_step)),
+    ("j", "three releases", story_step!(release_step)),
+    ("k", "factory", story_step!(factory_step)),
+    ("l", "update to v2", story_step!(update_step)),
+    ("m", "power cut mid-swap", story_step!(power_cut_step)),
+    ("n", "recovery, trial boot", story_step!(recovery_step)),
+    ("o", "self-test, confirm", story_step!(confirm_step)),
+    ("p", "bad v3 reverted", story_step!(bad_update_step)),
+    ("q", "downgrade refused", story_step!(downgrade_step)),
 ];
 
 /// What the steps share: the vectors, the published key pair, and the A/B device that
@@ -78,6 +110,7 @@ struct Ctx {
     public: OwnedVerifyingKey,
     private: SigningKey,
     ab: Option<AbDevice>,
+    story: Option<story::Story>,
 }
 
 /// The device of steps (c)–(f) and the envelope installed on it.
@@ -166,33 +199,108 @@ fn load_ctx(dir: PathBuf) -> anyhow::Result<Ctx> {
         public,
         private,
         ab: None,
+        story: None,
     })
 }
 
 /// Runs `demo`.
 pub fn run(_args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let mut ctx = load_ctx(find_vectors()?)?;
-    writeln!(
+    ctx.story = Some(story::Story::new()?);
+    // Bars only for a person watching: CI and pipes get the plain lines alone.
+    let bar = if std::io::stdout().is_terminal() && std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(STEPS.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                .map_err(|e| anyhow!("progress bar: {e}"))?,
+        );
+        Some(bar)
+    } else {
+        None
+    };
+    let say = |out: &mut dyn Write, line: String| -> anyhow::Result<()> {
+        match &bar {
+            Some(b) => b.suspend(|| writeln!(out, "{line}"))?,
+            None => writeln!(out, "{line}")?,
+        }
+        Ok(())
+    };
+    say(
         out,
-        "suitcase demo: the device code on an in-memory device, with the published vectors in {}",
-        ctx.dir.display()
+        format!(
+            "suitcase demo, part 1: the SUIT processor on an in-memory device, with the published vectors in {}",
+            ctx.dir.display()
+        ),
     )?;
     let (mut passed, mut failed) = (0usize, 0usize);
-    for (letter, title, step) in STEPS {
-        match step(&mut ctx) {
+    let mut failed_part = [0usize; 2];
+    for (i, (letter, title, step)) in STEPS.into_iter().enumerate() {
+        if i == PART1 {
+            let dir = ctx
+                .story
+                .as_ref()
+                .map(|s| story::dir(s).display().to_string())
+                .unwrap_or_default();
+            say(
+                out,
+                format!(
+                    "suitcase demo, part 2: a device with the real bootloader on a NOR flash simulator, in {dir}"
+                ),
+            )?;
+        }
+        if let Some(b) = &bar {
+            b.set_message(format!("({letter}) {title}"));
+        }
+        let line = match step(&mut ctx) {
             Ok(fact) => {
                 passed += 1;
-                writeln!(out, "✔ ({letter}) {title}: {fact}")?;
+                format!("✔ ({letter}) {title}: {fact}")
             }
             Err(e) => {
                 failed += 1;
-                writeln!(
-                    out,
+                failed_part[usize::from(i >= PART1)] += 1;
+                format!(
                     "✘ ({letter}) {title}: {}",
                     crate::one_line(&format!("{e:#}"))
-                )?;
+                )
             }
+        };
+        say(out, line)?;
+        if let Some(b) = &bar {
+            b.inc(1);
         }
+    }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let device_now = ctx
+        .story
+        .as_mut()
+        .map_or_else(|| Err(anyhow!("no story")), story::Story::summary);
+    let cut = ctx.story.as_ref().and_then(|s| s.cut);
+    writeln!(out, "summary:")?;
+    writeln!(
+        out,
+        "  part 1, processor: {} of {PART1} steps passed (authenticate, refuse, A/B update, boot, replay, tamper, k-of-n, load chain)",
+        PART1 - failed_part[0]
+    )?;
+    writeln!(
+        out,
+        "  part 2, device: {} of {} steps passed: v1 → v2 ({}), confirmed; v3 failed its self-test and was reverted; the downgrade to v1 was refused",
+        STEPS.len() - PART1 - failed_part[1],
+        STEPS.len() - PART1,
+        cut.map_or_else(
+            || "no power cut".to_string(),
+            |(at, total)| format!("power cut at flash operation {at} of {total}, recovered")
+        )
+    )?;
+    match device_now {
+        Ok(s) => writeln!(out, "  device now: {s}")?,
+        Err(e) => writeln!(
+            out,
+            "  device now: unknown ({})",
+            crate::one_line(&format!("{e:#}"))
+        )?,
     }
     writeln!(out, "demo: {passed} steps passed, {failed} failed")?;
     if failed > 0 {

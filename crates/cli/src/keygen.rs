@@ -19,9 +19,13 @@ pub struct Args {
     /// Key type: es256 (ECDSA P-256), ed25519, hss-lms (stateful hash-based).
     #[arg(long, value_enum)]
     pub alg: KeyAlg,
-    /// Where the private key goes; the public key goes beside it as NAME.pub.pem.
+    /// Where the private key goes; the public key goes beside it as NAME.pub.pem. With
+    /// `--pkcs11-…`: where the public key goes (the private key stays in the token).
     #[arg(long, short = 'o', value_name = "KEY.pem")]
     pub out: PathBuf,
+    /// Generate the key pair inside a PKCS#11 token (es256 only).
+    #[command(flatten)]
+    pub pkcs11: crate::pkcs11::Pkcs11Args,
     /// HSS-LMS only: tree height, 2^H signatures (5, 10 or 15).
     #[arg(long, value_name = "H", default_value_t = 10)]
     pub lms_height: u8,
@@ -45,6 +49,9 @@ pub fn public_path(private: &Path) -> PathBuf {
 
 /// Runs `keygen`.
 pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
+    if args.pkcs11.given() {
+        return run_pkcs11(args, out);
+    }
     let public = public_path(&args.out);
     if public == args.out {
         bail!("{}: the private key needs its own name", args.out.display());
@@ -88,6 +95,65 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
             pk.kind(),
             args.out.display(),
             public.display()
+        )?;
+    }
+    Ok(())
+}
+
+/// `keygen --pkcs11-…`: the key pair is generated in the token; only the public key is
+/// written, to `--out`.
+fn run_pkcs11(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
+    if args.alg != KeyAlg::Es256 {
+        bail!("PKCS#11 keys are es256 (ECDSA P-256) only");
+    }
+    if args.out.exists() && !args.force {
+        bail!(
+            "{}: already exists (use --force to replace it)",
+            args.out.display()
+        );
+    }
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        bail!(
+            "{}: {}: no such directory",
+            args.out.display(),
+            dir.display()
+        );
+    }
+    let token = crate::pkcs11::Token::open(&args.pkcs11, true)?;
+    token.generate()?;
+    let pk = token.public()?;
+    output::write_atomic(&args.out, pk.to_pem()?.as_bytes(), Mode::Public)?;
+    let kid = hex::encode(pk.key_id());
+    let (module, label, key) = (
+        args.pkcs11
+            .pkcs11_module
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        args.pkcs11.pkcs11_token.clone().unwrap_or_default(),
+        args.pkcs11.pkcs11_key.clone().unwrap_or_default(),
+    );
+    if args.json {
+        let line = json!({
+            "type": "keygen",
+            "pkcs11_module": module,
+            "pkcs11_token": label,
+            "pkcs11_key": key,
+            "public": args.out.display().to_string(),
+            "key_type": pk.kind(),
+            "alg": crate::names::cose_algorithm(pk.algorithm()),
+            "alg_id": pk.algorithm().cose_id(),
+            "key_id": kid,
+        });
+        writeln!(out, "{line}")?;
+    } else {
+        writeln!(
+            out,
+            "{} key: in PKCS#11 token {label:?} as {key:?} (private, not extractable), {} (public); key id {kid}",
+            pk.kind(),
+            args.out.display()
         )?;
     }
     Ok(())

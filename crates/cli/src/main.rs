@@ -4,13 +4,17 @@
 mod build;
 mod cbor;
 mod demo;
+mod device;
 mod diag;
+mod encrypt;
 mod inspect;
 mod key;
 mod keygen;
 mod keys;
 mod names;
 mod output;
+mod pkcs11;
+mod process;
 mod sign;
 mod verify;
 
@@ -52,8 +56,14 @@ enum Command {
     Inspect(inspect::Args),
     /// Authenticate an envelope against trusted keys, as a device would.
     Verify(verify::Args),
+    /// Encrypt a payload for a device key or a shared key-encryption key.
+    Encrypt(encrypt::Args),
     /// Run the guided end-to-end demo on an in-memory device with the published vectors.
     Demo(demo::Args),
+    /// A simulated device: the real processor and bootloader over a flash simulator in DIR.
+    Device(device::Args),
+    /// Dry run: run an envelope's sequences against components kept as files in DIR.
+    Process(process::Args),
 }
 
 impl Command {
@@ -67,6 +77,9 @@ impl Command {
             Command::Inspect(_) => "inspect",
             Command::Verify(_) => "verify",
             Command::Demo(_) => "demo",
+            Command::Device(_) => "device",
+            Command::Encrypt(_) => "encrypt",
+            Command::Process(_) => "process",
         }
     }
 }
@@ -99,6 +112,9 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args, &mut out),
         Command::Verify(args) => verify::run(args, &mut out),
         Command::Demo(args) => demo::run(args, &mut out),
+        Command::Device(args) => device::run(args, &mut out),
+        Command::Encrypt(args) => encrypt::run(args, &mut out),
+        Command::Process(args) => process::run(args, &mut out),
     }
     .and_then(|()| out.flush().map_err(anyhow::Error::from));
     match result {
@@ -134,8 +150,13 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     }
     let msg = match e.kind() {
         K::DisplayHelpOnMissingArgumentOrSubcommand | K::MissingSubcommand => {
-            "a subcommand is required: keygen, key, build, sign, inspect, verify or demo"
-                .to_string()
+            // Listed from the parser itself, so a new subcommand cannot be left out.
+            let names: Vec<String> = <Cli as clap::CommandFactory>::command()
+                .get_subcommands()
+                .filter(|c| !c.is_hide_set())
+                .map(|c| c.get_name().to_string())
+                .collect();
+            format!("a subcommand is required: {}", names.join(", "))
         }
         _ => clap_message(e),
     };

@@ -22,8 +22,9 @@ use suitcase_cose::CoseMessage;
 use suitcase_suit::{DigestAlgorithm, Envelope};
 
 use crate::cbor::{self, head, item_end, read_head};
-use crate::keys::{self, PrivateKey};
+use crate::keys::{self, PrivateKey, PublicKey};
 use crate::output::{self, Mode};
+use crate::pkcs11::{Pkcs11Args, Token};
 
 /// The most COSE blocks a device accepts (`suitcase_suit` `MAX_AUTH_BLOCKS`).
 const MAX_AUTH_BLOCKS: usize = 8;
@@ -32,8 +33,15 @@ const MAX_AUTH_BLOCKS: usize = 8;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A PKCS#8 private key (P-256, Ed25519 or HSS-LMS); repeatable, signs in order.
-    #[arg(long = "key", value_name = "KEY.pem", required = true)]
+    #[arg(
+        long = "key",
+        value_name = "KEY.pem",
+        required_unless_present = "pkcs11_module"
+    )]
     pub keys: Vec<PathBuf>,
+    /// A P-256 key in a PKCS#11 token (signs after the `--key` files).
+    #[command(flatten)]
+    pub pkcs11: Pkcs11Args,
     /// Where the signed envelope goes (may be IN itself).
     #[arg(long, short = 'o', value_name = "OUT.suit")]
     pub out: PathBuf,
@@ -110,6 +118,18 @@ fn bstr_content(item: &[u8]) -> Option<&[u8]> {
 /// `env` is not a SUIT envelope, its digest does not match its manifest, it already
 /// holds the most blocks a device accepts or a signature by this key, or signing fails.
 pub fn add_signature(env: &[u8], key: &mut PrivateKey) -> anyhow::Result<(Vec<u8>, [u8; 32])> {
+    // (Deriving an HSS-LMS public key rebuilds its tree: do it once.)
+    let public = key.public();
+    add_signature_by(env, &public, |kid, payload| key.sign1(kid, payload))
+}
+
+/// Appends a COSE_Sign1 made by `sign(kid, payload)` for the key `public`; see
+/// [`add_signature`].
+pub fn add_signature_by(
+    env: &[u8],
+    public: &PublicKey,
+    sign: impl FnOnce(&[u8], &[u8]) -> anyhow::Result<Vec<u8>>,
+) -> anyhow::Result<(Vec<u8>, [u8; 32])> {
     let decoded = Envelope::decode(env).map_err(|e| anyhow!("not a SUIT envelope: {e}"))?;
     let d = &decoded.auth.digest;
     if d.algorithm != DigestAlgorithm::Sha256 {
@@ -131,8 +151,6 @@ pub fn add_signature(env: &[u8], key: &mut PrivateKey) -> anyhow::Result<(Vec<u8
             blocks.len()
         );
     }
-    // (Deriving an HSS-LMS public key rebuilds its tree: do it once.)
-    let public = key.public();
     let kid = public.key_id();
     let vk = public.as_verifying_key();
     for b in blocks {
@@ -143,7 +161,7 @@ pub fn add_signature(env: &[u8], key: &mut PrivateKey) -> anyhow::Result<(Vec<u8
             bail!("already signed by this key (key id {})", hex::encode(kid));
         }
     }
-    let cose = key.sign1(&kid, payload)?;
+    let cose = sign(&kid, payload)?;
 
     let mut array = Vec::new();
     head(&mut array, 4, loc.items.len() as u64 + 1);
@@ -158,9 +176,13 @@ pub fn add_signature(env: &[u8], key: &mut PrivateKey) -> anyhow::Result<(Vec<u8
     Ok((out, kid))
 }
 
-/// Signs `env` with each key in turn, saving stateful keys as they advance; returns the
-/// signed envelope and the key ids.
-pub fn sign_all(mut env: Vec<u8>, key_files: &[PathBuf]) -> anyhow::Result<(Vec<u8>, Vec<String>)> {
+/// Signs `env` with each key in turn, saving stateful keys as they advance, then with the
+/// PKCS#11 token key if one is given; returns the signed envelope and the key ids.
+pub fn sign_all(
+    mut env: Vec<u8>,
+    key_files: &[PathBuf],
+    pkcs11: &Pkcs11Args,
+) -> anyhow::Result<(Vec<u8>, Vec<String>)> {
     let mut kids = Vec::new();
     for path in key_files {
         let ctx = || path.display().to_string();
@@ -170,6 +192,14 @@ pub fn sign_all(mut env: Vec<u8>, key_files: &[PathBuf]) -> anyhow::Result<(Vec<
             output::write_atomic(path, key.to_pem()?.as_bytes(), Mode::Secret)
                 .context("saving the HSS-LMS key state")?;
         }
+        env = signed;
+        kids.push(hex::encode(kid));
+    }
+    if pkcs11.given() {
+        let token = Token::open(pkcs11, false)?;
+        let public = token.public()?;
+        let (signed, kid) =
+            add_signature_by(&env, &public, |kid, payload| token.sign1(kid, payload))?;
         env = signed;
         kids.push(hex::encode(kid));
     }
@@ -190,7 +220,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
             dir.display()
         );
     }
-    let (signed, kids) = sign_all(env, &args.keys).with_context(|| file.clone())?;
+    let (signed, kids) = sign_all(env, &args.keys, &args.pkcs11).with_context(|| file.clone())?;
     output::write_atomic(&args.out, &signed, Mode::Public)?;
     let blocks = Envelope::decode(&signed)
         .map(|e| e.auth.block_count())

@@ -11,8 +11,14 @@ use suitcase_testkit::vectors;
 mod authoring;
 #[path = "cli/bad_input.rs"]
 mod bad_input;
+#[path = "cli/device.rs"]
+mod device;
+#[path = "cli/encryption.rs"]
+mod encryption;
+#[path = "cli/pkcs11.rs"]
+mod pkcs11;
 
-const BIN: &str = env!("CARGO_BIN_EXE_suitcase");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_suitcase");
 
 pub(crate) fn spec(name: &str) -> String {
     vectors::dir()
@@ -347,13 +353,30 @@ fn demo_passes_every_step() {
     let lines: Vec<&str> = out.lines().collect();
     let last = lines.last().unwrap();
     assert!(last.ends_with(" 0 failed"), "{last}");
-    assert_eq!(*last, "demo: 8 steps passed, 0 failed");
+    assert_eq!(*last, "demo: 17 steps passed, 0 failed");
     let steps: Vec<&&str> = lines
         .iter()
         .filter(|l| l.starts_with('✔') || l.starts_with('✘'))
         .collect();
-    assert_eq!(steps.len(), 8, "{out}");
+    assert_eq!(steps.len(), 17, "{out}");
     assert!(steps.iter().all(|l| l.starts_with('✔')), "{out}");
+    // Not a terminal: plain lines, no progress bar (no escape sequences anywhere).
+    assert!(!out.contains('\u{1b}'), "{out}");
+    // The device story, told by the real bootloader over the flash simulator.
+    for needle in [
+        "(m) power cut mid-swap: power lost during flash operation",
+        "half-steps done",
+        "(n) recovery, trial boot:",
+        "booted on trial",
+        "(p) bad v3 reverted:",
+        "reverted",
+        "(q) downgrade refused:",
+        "rollback",
+        "summary:",
+        "device now: running sequence 2 (permanent), counter 2",
+    ] {
+        assert!(out.contains(needle), "{needle:?} missing:\n{out}");
+    }
 }
 
 #[test]
@@ -370,7 +393,8 @@ fn demo_without_vectors_says_so() {
 
 #[test]
 fn demo_reports_failed_steps_and_exits_1() {
-    // Keys but no envelopes: every step fails, and says why on its own line.
+    // Keys but no envelopes: every step of part 1 fails, and says why on its own line;
+    // part 2 (the device story) makes its own keys and releases and still passes.
     let dir = std::env::temp_dir().join(format!("suitcase-cli-{}-keys-only", std::process::id()));
     let spec_dir = dir.join(vectors::SPEC);
     std::fs::create_dir_all(&spec_dir).unwrap();
@@ -389,6 +413,6 @@ fn demo_reports_failed_steps_and_exits_1() {
         out.lines().filter(|l| l.starts_with('✘')).count() == 8,
         "{out}"
     );
-    assert_eq!(out.lines().last(), Some("demo: 0 steps passed, 8 failed"));
-    assert!(one_error_line(&o, "demo").contains("8 of 8 steps failed"));
+    assert_eq!(out.lines().last(), Some("demo: 9 steps passed, 8 failed"));
+    assert!(one_error_line(&o, "demo").contains("8 of 17 steps failed"));
 }

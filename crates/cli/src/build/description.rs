@@ -128,6 +128,31 @@ pub struct ComponentDesc {
     pub slots: Vec<SlotDesc>,
     /// Per-component text.
     pub text: Option<ComponentTextDesc>,
+    /// Carry the image in the manifest as the content parameter (18), installed with
+    /// write (18).
+    #[serde(default)]
+    pub in_manifest: bool,
+    /// Encrypt the image for the device (draft-ietf-suit-firmware-encryption).
+    pub encrypt: Option<EncryptDesc>,
+}
+
+/// `encrypt = { kek = "…" | recipient = "…", kid = "…", content = "aes-gcm", key-size = 128 }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EncryptDesc {
+    /// A pre-shared key-encryption key file (16 or 32 raw bytes): A128KW / A256KW.
+    pub kek: Option<PathBuf>,
+    /// The device's P-256 public key (PEM): ECDH-ES+A128KW.
+    pub recipient: Option<PathBuf>,
+    /// The key id the device finds its key by ("0x…" hex, else UTF-8).
+    pub kid: Option<String>,
+    /// "aes-gcm" (default) or "aes-ctr".
+    pub content: Option<crate::encrypt::ContentMode>,
+    /// Content key bits, 128 (default) or 256.
+    pub key_size: Option<u16>,
+    /// Where the ciphertext of a fetched image goes (relative to the description);
+    /// default: the image's file name + ".enc" beside the envelope.
+    pub out: Option<PathBuf>,
 }
 
 /// `[[component.slot]]`.
@@ -220,6 +245,23 @@ pub struct Comp {
     pub dependency: Option<Dependency>,
     /// Per-component text, by text key.
     pub text: Vec<(i64, String)>,
+    /// Installed with write from this content parameter (the ciphertext if encrypted).
+    pub content: Option<Vec<u8>>,
+    /// The encryption-info parameter (SUIT_Encryption_Info) of an encrypted image.
+    pub encryption_info: Option<Vec<u8>>,
+}
+
+/// The ciphertext of an encrypted image the device fetches, to publish at its URI.
+#[derive(Clone, Debug)]
+pub struct Ciphertext {
+    /// The component.
+    pub component: String,
+    /// `out` from the description (resolved against it), if given.
+    pub out: Option<PathBuf>,
+    /// The default file name: the image's + ".enc".
+    pub default_name: String,
+    /// The bytes.
+    pub bytes: Vec<u8>,
 }
 
 /// A dependency's extra data.
@@ -259,6 +301,8 @@ pub struct Plan {
     pub text: Vec<(i64, String)>,
     /// Integrated payloads and dependencies: envelope key → bytes.
     pub payloads: Vec<(String, Vec<u8>)>,
+    /// Ciphertexts of encrypted fetched images, to write beside the envelope.
+    pub ciphertexts: Vec<Ciphertext>,
 }
 
 /// Parses TOML text, naming the line and column of a syntax or schema error.
@@ -481,8 +525,80 @@ pub fn resolve(d: &Description, base: &Path, now: u64) -> anyhow::Result<Plan> {
             c.image.as_deref(),
             c.digest.as_deref(),
             c.size,
-            c.integrated.then_some(&mut bytes),
+            (c.integrated || c.in_manifest || c.encrypt.is_some()).then_some(&mut bytes),
         )?;
+        if c.in_manifest {
+            if c.image.is_none() {
+                bail!("{what}: in-manifest needs an image file");
+            }
+            if c.uri.is_some() || c.integrated {
+                bail!(
+                    "{what}: in-manifest carries the image in the manifest: no uri or integrated"
+                );
+            }
+            if c.fetch_into.is_some() || c.load_from.is_some() || !c.slots.is_empty() {
+                bail!("{what}: in-manifest does not go with fetch-into, load-from or slots");
+            }
+        }
+        let mut encryption_info = None;
+        if let Some(e) = &c.encrypt {
+            let ew = format!("{what}.encrypt");
+            if c.image.is_none() {
+                bail!("{ew}: needs an image file to encrypt");
+            }
+            if c.fetch_into.is_some() || c.load_from.is_some() || !c.slots.is_empty() {
+                bail!("{ew}: not supported with fetch-into, load-from or slots");
+            }
+            if c.uri.is_none() && !c.integrated && !c.in_manifest {
+                bail!("{ew}: give the component a uri, integrated = true or in-manifest = true");
+            }
+            let to = match (&e.kek, &e.recipient) {
+                (Some(k), None) => crate::encrypt::RecipientKey::kek_file(&base.join(k)),
+                (None, Some(r)) => crate::encrypt::RecipientKey::device_file(&base.join(r)),
+                _ => bail!("{ew}: give kek or recipient (one)"),
+            }
+            .with_context(|| ew.clone())?;
+            let kid = e
+                .kid
+                .as_deref()
+                .map(crate::encrypt::parse_kid)
+                .transpose()
+                .with_context(|| format!("{ew}.kid"))?;
+            let alg = e
+                .content
+                .unwrap_or(crate::encrypt::ContentMode::AesGcm)
+                .algorithm(e.key_size.unwrap_or(128))
+                .with_context(|| format!("{ew}.key-size"))?;
+            let enc = crate::encrypt::encrypt(&bytes, alg, &to, kid.as_deref())
+                .with_context(|| ew.clone())?;
+            bytes = enc.ciphertext;
+            encryption_info = Some(enc.info);
+            if !c.integrated && !c.in_manifest {
+                let default_name = c
+                    .image
+                    .as_deref()
+                    .and_then(Path::file_name)
+                    .map(|n| format!("{}.enc", n.to_string_lossy()))
+                    .unwrap_or_else(|| "image.enc".into());
+                let out = e.out.as_ref().map(|o| base.join(o));
+                if let (Some(o), Some(img)) = (&out, &c.image) {
+                    let same = |p: &Path| p.canonicalize().ok();
+                    if same(o).is_some() && same(o) == same(&base.join(img)) {
+                        bail!("{ew}.out: would overwrite the plaintext image");
+                    }
+                }
+                plan.ciphertexts.push(Ciphertext {
+                    component: plan.components[i].name.clone(),
+                    out,
+                    default_name,
+                    bytes: std::mem::take(&mut bytes),
+                });
+            } else if e.out.is_some() {
+                bail!(
+                    "{ew}.out: only for a fetched image (integrated and in-manifest images travel in the envelope)"
+                );
+            }
+        }
         if let Some(img) = &img {
             check_size(&what, img, c.max_size)?;
         }
@@ -537,7 +653,8 @@ pub fn resolve(d: &Description, base: &Path, now: u64) -> anyhow::Result<Plan> {
             if !uri.starts_with('#') {
                 bail!("{what}: an integrated payload's uri starts with '#', not {uri:?}");
             }
-            plan.payloads.push((uri.clone(), bytes));
+            plan.payloads
+                .push((uri.clone(), std::mem::take(&mut bytes)));
         }
         if uri.is_some() && img.is_none() {
             bail!(
@@ -579,6 +696,10 @@ pub fn resolve(d: &Description, base: &Path, now: u64) -> anyhow::Result<Plan> {
         comp.invoke = c.invoke;
         comp.text = c.text.as_ref().map(text_entries).unwrap_or_default();
         comp.validate = c.validate.unwrap_or(true);
+        comp.encryption_info = encryption_info;
+        if c.in_manifest {
+            comp.content = Some(std::mem::take(&mut bytes));
+        }
         if let Some(s) = fetch_into {
             plan.components[s].staging = true;
         }

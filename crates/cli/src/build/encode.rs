@@ -6,7 +6,7 @@
 //! | shared (4) | override {vendor, class, digest, size}; A/B: try-each over the slots (override slot, condition-component-slot, override digest and size); condition vendor, class |
 //! | dependency-resolution (15) | dependencies: override {digest, size, uri}, fetch, image-match |
 //! | payload-fetch (16) | images with `fetch-into`: on the staging component, override {digest, uri}, fetch, image-match |
-//! | install (20) | dependencies: process-dependency; images: override {uri} (A/B: try-each by slot), fetch, image-match; staged: override {source}, copy, image-match |
+//! | install (20) | dependencies: process-dependency; images: override {uri} (A/B: try-each by slot), fetch, image-match; staged: override {source}, copy, image-match; in-manifest: override {content}, write, image-match; encrypted images add encryption-info to the override |
 //! | validate (7) | dependencies: process-dependency; images: image-match |
 //! | load (8) | `load-from`: override {digest, size, source}, copy, image-match |
 //! | invoke (9) | the `invoke` component: invoke |
@@ -25,6 +25,7 @@ const COND_CLASS: i64 = 2;
 const COND_IMAGE_MATCH: i64 = 3;
 const COND_SLOT: i64 = 5;
 const DIR_PROCESS_DEPENDENCY: i64 = 11;
+const DIR_WRITE: i64 = 18;
 const DIR_SET_INDEX: i64 = 12;
 const DIR_TRY_EACH: i64 = 15;
 const DIR_OVERRIDE: i64 = 20;
@@ -38,6 +39,8 @@ const P_CLASS: i64 = 2;
 const P_DIGEST: i64 = 3;
 const P_SLOT: i64 = 5;
 const P_SIZE: i64 = 14;
+const P_CONTENT: i64 = 18;
+const P_ENCRYPTION_INFO: i64 = 19;
 const P_URI: i64 = 21;
 const P_SOURCE: i64 = 22;
 
@@ -231,14 +234,30 @@ fn install(plan: &Plan, multi: bool) -> Seq {
             );
             s.policy(DIR_FETCH, REPORT_FAILURE);
             s.policy(COND_IMAGE_MATCH, REPORT_ALL);
+        } else if let Some(content) = &c.content {
+            s.select(multi, i);
+            let mut p = vec![(P_CONTENT, Item::Bytes(content.clone()))];
+            p.extend(encryption_info(c));
+            s.params(p);
+            s.policy(DIR_WRITE, REPORT_FAILURE);
+            s.policy(COND_IMAGE_MATCH, REPORT_ALL);
         } else if let Some(uri) = &c.uri {
             s.select(multi, i);
-            s.params(vec![(P_URI, Item::Text(uri.clone()))]);
+            let mut p = vec![(P_URI, Item::Text(uri.clone()))];
+            p.extend(encryption_info(c));
+            s.params(p);
             s.policy(DIR_FETCH, REPORT_FAILURE);
             s.policy(COND_IMAGE_MATCH, REPORT_ALL);
         }
     }
     s
+}
+
+/// The encryption-info parameter (`bstr .cbor SUIT_Encryption_Info`) of an encrypted image.
+fn encryption_info(c: &Comp) -> Option<(i64, Item)> {
+    c.encryption_info
+        .as_ref()
+        .map(|info| (P_ENCRYPTION_INFO, Item::Bytes(info.clone())))
 }
 
 fn validate(plan: &Plan, multi: bool) -> Seq {
