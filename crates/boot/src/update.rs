@@ -21,6 +21,7 @@ use suitcase_processor::platform::{
     RollbackError, RollbackStore, StorageError, Target,
 };
 use suitcase_processor::report::Reporter;
+use suitcase_processor::storage::WordWriter;
 use suitcase_processor::{Platform, UpdateSummary, authenticate};
 
 use crate::counter::Counter;
@@ -92,9 +93,7 @@ impl<'a, F: NorFlash> Updater<'a, F> {
                 plan: self.plan,
                 secondary: self.secondary,
                 component,
-                pending: [0; 32],
-                pending_len: 0,
-                written: 0,
+                words: WordWriter::new(),
                 len: None,
                 erased: 0,
             }),
@@ -189,10 +188,8 @@ pub struct Staging<'s, F: NorFlash> {
     plan: Plan,
     secondary: Region<'s>,
     component: &'s [u8],
-    pending: [u8; 32],
-    pending_len: usize,
-    /// Bytes written to flash (whole words).
-    written: u32,
+    /// Re-blocks the image into flash words (shared with the processor's `FlashStorage`).
+    words: WordWriter,
     /// The image length, once finished.
     len: Option<u32>,
     /// Image bytes the last `begin_write` erased room for (0: none).
@@ -210,21 +207,6 @@ impl<F: NorFlash> Staging<'_, F> {
 
     fn image_at(&self) -> u32 {
         Slot::Staged.content(&self.plan) + self.plan.header
-    }
-
-    fn flush(&mut self) -> Result<(), StorageError> {
-        let w = self.plan.write as usize;
-        if self.pending_len < w {
-            return Ok(());
-        }
-        let at = self.image_at() + self.written;
-        let word = self.pending.get(..w).ok_or(StorageError::Device)?;
-        self.flash
-            .write(at, word)
-            .map_err(|_| StorageError::Device)?;
-        self.written += w as u32;
-        self.pending_len = 0;
-        Ok(())
     }
 
     /// Writes the slot header and `envelope`, then asks the bootloader for the update.
@@ -271,7 +253,7 @@ impl<F: NorFlash> Staging<'_, F> {
 impl<F: NorFlash> ComponentStorage for Staging<'_, F> {
     fn len(&mut self, t: &Target<'_>) -> Result<u64, StorageError> {
         self.check(t)?;
-        Ok(u64::from(self.len.unwrap_or(self.written)))
+        Ok(u64::from(self.len.unwrap_or(self.words.written())))
     }
 
     fn read(&mut self, t: &Target<'_>, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
@@ -279,7 +261,7 @@ impl<F: NorFlash> ComponentStorage for Staging<'_, F> {
         let end = offset
             .checked_add(buf.len() as u64)
             .ok_or(StorageError::OutOfBounds)?;
-        if end > u64::from(self.len.unwrap_or(self.written)) {
+        if end > u64::from(self.len.unwrap_or(self.words.written())) {
             return Err(StorageError::OutOfBounds);
         }
         let at = self.image_at() + u32::try_from(offset).map_err(|_| StorageError::OutOfBounds)?;
@@ -307,67 +289,42 @@ impl<F: NorFlash> ComponentStorage for Staging<'_, F> {
             .map_err(|_| StorageError::Device)?;
         // Never write past what was erased: the rest of the slot may hold anything.
         self.erased = (end - start - self.plan.header).min(self.plan.max_image());
-        self.written = 0;
-        self.pending_len = 0;
+        self.words = WordWriter::new();
         self.len = None;
         Ok(())
     }
 
-    fn write(&mut self, t: &Target<'_>, offset: u64, mut data: &[u8]) -> Result<(), StorageError> {
+    fn write(&mut self, t: &Target<'_>, offset: u64, data: &[u8]) -> Result<(), StorageError> {
         self.check(t)?;
-        let w = self.plan.write as usize;
-        let expected = u64::from(self.written) + self.pending_len as u64;
         let end = offset
             .checked_add(data.len() as u64)
             .ok_or(StorageError::OutOfSpace)?;
-        if offset != expected || end > u64::from(self.erased) {
+        if offset != self.words.position() || end > u64::from(self.erased) {
             return Err(StorageError::OutOfSpace);
         }
-        if self.pending_len > 0 {
-            let take = (w - self.pending_len).min(data.len());
-            let (head, rest) = data.split_at(take);
-            self.pending
-                .get_mut(self.pending_len..self.pending_len + take)
-                .ok_or(StorageError::Device)?
-                .copy_from_slice(head);
-            self.pending_len += take;
-            data = rest;
-            self.flush()?;
-        }
-        let whole = data.len() / w * w;
-        if whole > 0 {
-            let (body, rest) = data.split_at(whole);
-            let at = self.image_at() + self.written;
-            self.flash
-                .write(at, body)
-                .map_err(|_| StorageError::Device)?;
-            self.written += whole as u32;
-            data = rest;
-        }
-        if !data.is_empty() {
-            self.pending
-                .get_mut(..data.len())
-                .ok_or(StorageError::Device)?
-                .copy_from_slice(data);
-            self.pending_len = data.len();
-        }
-        Ok(())
+        let base = self.image_at();
+        let flash = &mut *self.flash;
+        self.words
+            .feed(self.plan.write as usize, data, &mut |at, bytes| {
+                flash
+                    .write(base + at, bytes)
+                    .map_err(|_| StorageError::Device)
+            })
     }
 
     fn finish_write(&mut self, t: &Target<'_>, len: u64) -> Result<(), StorageError> {
         self.check(t)?;
-        if self.pending_len > 0 {
-            let w = self.plan.write as usize;
-            for b in self
-                .pending
-                .get_mut(self.pending_len..w)
-                .unwrap_or_default()
-            {
-                *b = self.plan.erased;
-            }
-            self.pending_len = w;
-            self.flush()?;
-        }
+        let base = self.image_at();
+        let flash = &mut *self.flash;
+        self.words.finish(
+            self.plan.write as usize,
+            self.plan.erased,
+            &mut |at, bytes| {
+                flash
+                    .write(base + at, bytes)
+                    .map_err(|_| StorageError::Device)
+            },
+        )?;
         let len = u32::try_from(len).map_err(|_| StorageError::OutOfSpace)?;
         self.len = Some(len);
         Ok(())

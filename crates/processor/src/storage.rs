@@ -131,6 +131,114 @@ pub struct FlashRegion<'b> {
 /// Largest flash write granularity supported (bytes); covers every NOR part we know of.
 pub const MAX_WRITE_SIZE: usize = 32;
 
+/// Re-blocks a stream of chunks of any length into whole flash words written in order:
+/// NOR flash takes writes only in multiples of its write size, at aligned offsets, once
+/// per erase, while transports and decryptors hand over whatever they have. Holds at most
+/// one partial word; offsets given to the write callback count from the stream's start.
+#[derive(Clone, Copy, Debug)]
+pub struct WordWriter {
+    pending: [u8; MAX_WRITE_SIZE],
+    pending_len: usize,
+    written: u32,
+}
+
+/// Writes whole words at a stream offset (the caller adds its base address).
+pub type WordSink<'a> = dyn FnMut(u32, &[u8]) -> Result<(), StorageError> + 'a;
+
+impl Default for WordWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WordWriter {
+    /// An empty writer at stream offset 0.
+    pub const fn new() -> Self {
+        WordWriter {
+            pending: [0; MAX_WRITE_SIZE],
+            pending_len: 0,
+            written: 0,
+        }
+    }
+
+    /// Bytes accepted so far: written words plus the partial word held back.
+    pub fn position(&self) -> u64 {
+        u64::from(self.written) + self.pending_len as u64
+    }
+
+    /// Bytes written to flash (whole words only).
+    pub fn written(&self) -> u32 {
+        self.written
+    }
+
+    /// Takes `data`, writing every completed `word`-byte word through `write`.
+    /// `word` must be between 1 and [`MAX_WRITE_SIZE`].
+    pub fn feed(
+        &mut self,
+        word: usize,
+        mut data: &[u8],
+        write: &mut WordSink<'_>,
+    ) -> Result<(), StorageError> {
+        if word == 0 || word > MAX_WRITE_SIZE {
+            return Err(StorageError::Unsupported);
+        }
+        if self.pending_len > 0 {
+            let take = (word - self.pending_len).min(data.len());
+            let (head, rest) = data.split_at(take);
+            self.pending
+                .get_mut(self.pending_len..self.pending_len + take)
+                .ok_or(StorageError::Device)?
+                .copy_from_slice(head);
+            self.pending_len += take;
+            data = rest;
+            if self.pending_len < word {
+                // The chunk did not complete the word: keep it all for the next one.
+                return Ok(());
+            }
+            let full = self.pending.get(..word).ok_or(StorageError::Device)?;
+            write(self.written, full)?;
+            self.written += word as u32;
+            self.pending_len = 0;
+        }
+        let whole = data.len() / word * word;
+        if whole > 0 {
+            let (body, rest) = data.split_at(whole);
+            write(self.written, body)?;
+            self.written += whole as u32;
+            data = rest;
+        }
+        self.pending
+            .get_mut(..data.len())
+            .ok_or(StorageError::Device)?
+            .copy_from_slice(data);
+        self.pending_len = data.len();
+        Ok(())
+    }
+
+    /// Pads a held-back partial word with `pad` (the erased value, so the padding reads
+    /// as never written) and writes it.
+    pub fn finish(
+        &mut self,
+        word: usize,
+        pad: u8,
+        write: &mut WordSink<'_>,
+    ) -> Result<(), StorageError> {
+        if self.pending_len == 0 {
+            return Ok(());
+        }
+        let tail = self
+            .pending
+            .get_mut(self.pending_len..word)
+            .ok_or(StorageError::Device)?;
+        tail.fill(pad);
+        let full = self.pending.get(..word).ok_or(StorageError::Device)?;
+        write(self.written, full)?;
+        self.written += word as u32;
+        self.pending_len = 0;
+        Ok(())
+    }
+}
+
 /// Components in regions of a `NorFlash`. Writes are re-blocked to the flash's write
 /// size (a chunk rarely ends on a word boundary); the tail is padded with `0xFF`.
 ///
@@ -140,10 +248,7 @@ pub const MAX_WRITE_SIZE: usize = 32;
 pub struct FlashStorage<'b, F: NorFlash> {
     flash: F,
     regions: &'b [FlashRegion<'b>],
-    pending: [u8; MAX_WRITE_SIZE],
-    pending_len: usize,
-    /// Region offset of `pending[0]`.
-    pending_at: u32,
+    words: WordWriter,
 }
 
 impl<'b, F: NorFlash> FlashStorage<'b, F> {
@@ -157,9 +262,7 @@ impl<'b, F: NorFlash> FlashStorage<'b, F> {
         FlashStorage {
             flash,
             regions,
-            pending: [0xFF; MAX_WRITE_SIZE],
-            pending_len: 0,
-            pending_at: 0,
+            words: WordWriter::new(),
         }
     }
 
@@ -174,27 +277,6 @@ impl<'b, F: NorFlash> FlashStorage<'b, F> {
             .find(|r| r.id == t.id.as_bytes() && r.slot == t.slot)
             .copied()
             .ok_or(StorageError::UnknownComponent)
-    }
-
-    fn flush(&mut self, r: &FlashRegion<'_>, pad: bool) -> Result<(), StorageError> {
-        let w = Self::WRITE;
-        if self.pending_len == 0 || (self.pending_len < w && !pad) {
-            return Ok(());
-        }
-        for b in self
-            .pending
-            .get_mut(self.pending_len..w)
-            .unwrap_or_default()
-        {
-            *b = 0xFF;
-        }
-        let data = self.pending.get(..w).ok_or(StorageError::Device)?;
-        self.flash
-            .write(r.offset + self.pending_at, data)
-            .map_err(|_| StorageError::Device)?;
-        self.pending_at += w as u32;
-        self.pending_len = 0;
-        Ok(())
     }
 }
 
@@ -231,59 +313,34 @@ impl<F: NorFlash> ComponentStorage for FlashStorage<'_, F> {
                 .erase(r.offset, r.offset + span)
                 .map_err(|_| StorageError::Device)?;
         }
-        self.pending_len = 0;
-        self.pending_at = 0;
+        self.words = WordWriter::new();
         Ok(())
     }
 
-    fn write(&mut self, t: &Target<'_>, offset: u64, mut data: &[u8]) -> Result<(), StorageError> {
+    fn write(&mut self, t: &Target<'_>, offset: u64, data: &[u8]) -> Result<(), StorageError> {
         let r = self.region(t)?;
-        let w = Self::WRITE;
-        let expected = u64::from(self.pending_at) + self.pending_len as u64;
         let end = offset
             .checked_add(data.len() as u64)
             .ok_or(StorageError::OutOfSpace)?;
-        if offset != expected || end > u64::from(r.size) {
+        if offset != self.words.position() || end > u64::from(r.size) {
             return Err(StorageError::OutOfSpace);
         }
-        // Top up a partial word first.
-        if self.pending_len > 0 {
-            let take = (w - self.pending_len).min(data.len());
-            let (head, tail) = data.split_at(take);
-            self.pending
-                .get_mut(self.pending_len..self.pending_len + take)
-                .ok_or(StorageError::Device)?
-                .copy_from_slice(head);
-            self.pending_len += take;
-            data = tail;
-            if self.pending_len < w {
-                // The chunk did not complete the word: keep it all for the next one.
-                return Ok(());
-            }
-            self.flush(&r, false)?;
-        }
-        // Whole words straight from the chunk.
-        let whole = data.len() / w * w;
-        if whole > 0 {
-            let (body, rest) = data.split_at(whole);
-            self.flash
-                .write(r.offset + self.pending_at, body)
-                .map_err(|_| StorageError::Device)?;
-            self.pending_at += whole as u32;
-            data = rest;
-        }
-        // Keep the remainder for the next chunk.
-        self.pending
-            .get_mut(..data.len())
-            .ok_or(StorageError::Device)?
-            .copy_from_slice(data);
-        self.pending_len = data.len();
-        Ok(())
+        let flash = &mut self.flash;
+        self.words.feed(Self::WRITE, data, &mut |at, bytes| {
+            flash
+                .write(r.offset + at, bytes)
+                .map_err(|_| StorageError::Device)
+        })
     }
 
     fn finish_write(&mut self, t: &Target<'_>, _len: u64) -> Result<(), StorageError> {
         let r = self.region(t)?;
-        self.flush(&r, true)
+        let flash = &mut self.flash;
+        self.words.finish(Self::WRITE, 0xFF, &mut |at, bytes| {
+            flash
+                .write(r.offset + at, bytes)
+                .map_err(|_| StorageError::Device)
+        })
     }
 }
 
