@@ -31,6 +31,8 @@ pub fn run(criterion_args: &[String]) -> Result<(), Failure> {
                 "suitcase-processor",
                 "--bench",
                 "processor",
+                "--features",
+                "encryption",
                 "--",
             ])
             .args(criterion_args),
