@@ -134,6 +134,9 @@ pub struct Agent<'p> {
     pub reporter: &'p mut dyn Reporter,
     /// Keys for encrypted payloads.
     pub decryption: &'p dyn DecryptionKeys,
+    /// Answers to the update-management conditions (installed version, battery,
+    /// authorization, events); `NoPolicy` makes them abort rather than pass.
+    pub policy: &'p mut dyn suitcase_processor::platform::UpdatePolicy,
 }
 
 /// Why [`Updater::install`] did not request an update.
@@ -173,7 +176,7 @@ impl<F: NorFlash> Updater<'_, F> {
                 invoker: &mut NoInvoke,
                 reporter: &mut *agent.reporter,
                 decryption: agent.decryption,
-                policy: &mut suitcase_processor::platform::NoPolicy,
+                policy: &mut *agent.policy,
             })
             .map_err(InstallError::Processor)?;
         staging.commit(envelope, mode).map_err(InstallError::Boot)?;

@@ -609,6 +609,7 @@ impl Device {
                 clock: &NoClock,
                 reporter: &mut NoReport,
                 decryption: &NoDecryptionKeys,
+                policy: &mut suitcase_processor::platform::NoPolicy,
             },
             Mode::Test,
         );

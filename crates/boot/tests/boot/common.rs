@@ -292,6 +292,7 @@ impl<'f, const W: usize, const E: usize> Device<'f, W, E> {
                 clock: &NoClock,
                 reporter: &mut NoReport,
                 decryption: &NoDecryptionKeys,
+                policy: &mut suitcase_processor::platform::NoPolicy,
             };
             updater
                 .install(envelope, COMPONENT, &mut agent, mode)
