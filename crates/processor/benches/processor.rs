@@ -12,136 +12,43 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sha2::{Digest as _, Sha256};
-use suitcase_cose::{Algorithm, CoseMessage, signing_key_from_pem, verifying_key_from_pem};
-use suitcase_processor::Platform;
+use suitcase_cose::CoseMessage;
 use suitcase_processor::authenticate;
 use suitcase_processor::pipeline::{self, Source};
-use suitcase_processor::platform::{
-    Fetch, FetchError, MemoryRollback, NoClock, NoDecryptionKeys, NoInvoke, StaticIdentity,
-};
 use suitcase_processor::platform::{StaticKeys, Target, TrustAnchor};
-use suitcase_processor::report::NoReport;
 use suitcase_processor::storage::{MemoryComponent, MemoryStorage};
 use suitcase_processor::suit::{ComponentId, Envelope};
-use suitcase_testkit::device::{SPEC_CLASS, SPEC_VENDOR};
-
-/// A transport over fixed slices.
-struct SliceFetch<'a> {
-    served: [(&'static str, &'a [u8]); 2],
-    current: &'a [u8],
-}
-
-impl Fetch for SliceFetch<'_> {
-    fn open(&mut self, uri: &str, _args: Option<&[u8]>) -> Result<(), FetchError> {
-        self.current = self
-            .served
-            .iter()
-            .find(|(u, _)| *u == uri)
-            .ok_or(FetchError::NotFound)?
-            .1;
-        Ok(())
-    }
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, FetchError> {
-        let n = self.current.len().min(buf.len());
-        buf[..n].copy_from_slice(&self.current[..n]);
-        self.current = &self.current[n..];
-        Ok(n)
-    }
-}
-use suitcase_testkit::resign::{Rewrite, Signer};
-use suitcase_testkit::vectors;
-
-use suitcase_testkit::vectors::{PLACEHOLDER_0 as P0, PLACEHOLDER_1 as P1};
+use suitcase_testkit::lean::Example3;
 
 fn example3(c: &mut Criterion) {
-    let (public, private) = vectors::spec_keys();
-    let key = verifying_key_from_pem(&public).unwrap();
-    let sk = signing_key_from_pem(&private).unwrap();
-    let (a, b) = (vec![0xa5u8; 16], vec![0x5au8; 16]);
-    let bytes = Rewrite {
-        images: [(P0.to_vec(), a.clone()), (P1.to_vec(), b.clone())]
-            .into_iter()
-            .collect(),
-        sequence_number: None,
-        signers: vec![Signer::Sign(sk, Algorithm::Es256)],
-    }
-    .apply(&vectors::spec_example(3))
-    .unwrap();
-    let env = Envelope::decode(&bytes).unwrap();
+    let fx = Example3::new();
+    let env = Envelope::decode(&fx.envelope).unwrap();
     let block = env.auth.blocks().next().unwrap();
     let payload = env.auth.signed_payload;
     let anchors = [TrustAnchor {
-        key: key.as_verifying_key(),
+        key: fx.key.as_verifying_key(),
         kid: None,
     }];
     let keys = StaticKeys {
         anchors: &anchors,
         rules: &[],
     };
-    // A lean device, as a microcontroller would have it: static buffers, a transport
-    // that hands out slices, no reports.
-    let id = [0x81, 0x41, 0x00];
-    let (mut s0, mut s1) = ([0u8; 64], [0u8; 64]);
-    let identity = StaticIdentity {
-        vendor: SPEC_VENDOR,
-        class: SPEC_CLASS,
-        device: None,
-        running_slot: 0,
-    };
 
     let mut g = c.benchmark_group("example3");
     g.bench_function("verify", |bench| {
         bench.iter(|| {
             let msg = CoseMessage::decode(black_box(block)).unwrap();
-            key.as_verifying_key()
+            fx.key
+                .as_verifying_key()
                 .verify(&msg, black_box(payload))
                 .unwrap()
         })
     });
     g.bench_function("authenticate", |bench| {
-        bench.iter(|| authenticate(black_box(&bytes), &keys).unwrap())
+        bench.iter(|| authenticate(black_box(&fx.envelope), &keys).unwrap())
     });
     g.bench_function("authenticate+update", |bench| {
-        bench.iter(|| {
-            let mut comps = [
-                MemoryComponent {
-                    id: &id,
-                    slot: Some(0),
-                    data: &mut s0,
-                    len: 0,
-                },
-                MemoryComponent {
-                    id: &id,
-                    slot: Some(1),
-                    data: &mut s1,
-                    len: 0,
-                },
-            ];
-            let mut storage = MemoryStorage {
-                components: &mut comps,
-            };
-            let mut fetch = SliceFetch {
-                served: [
-                    ("http://example.com/file1.bin", &a),
-                    ("http://example.com/file2.bin", &b),
-                ],
-                current: &[],
-            };
-            let mut rollback = MemoryRollback(0);
-            let mut platform = Platform {
-                storage: &mut storage,
-                fetch: &mut fetch,
-                identity: &identity,
-                rollback: &mut rollback,
-                clock: &NoClock,
-                invoker: &mut NoInvoke,
-                reporter: &mut NoReport,
-                decryption: &NoDecryptionKeys,
-                policy: &mut suitcase_processor::platform::NoPolicy,
-            };
-            let auth = authenticate(black_box(&bytes), &keys).unwrap();
-            auth.update(&mut platform).unwrap()
-        })
+        bench.iter(|| fx.authenticate_and_update(&keys).unwrap())
     });
     g.finish();
 }

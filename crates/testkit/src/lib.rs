@@ -4,6 +4,7 @@
 pub mod build;
 pub mod device;
 pub mod encrypt;
+pub mod lean;
 pub mod resign;
 pub mod vectors;
 
