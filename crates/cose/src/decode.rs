@@ -150,28 +150,35 @@ pub(crate) enum Label<'a> {
     Text(&'a str),
 }
 
-/// What the header maps told us, plus every label seen so far (for duplicates).
+/// Every header label seen in one COSE layer (both buckets), for duplicate detection
+/// without allocation. Shared by the Sign1/Mac0 decoder and the COSE_Encrypt decoder.
 #[derive(Default)]
-struct Headers<'a> {
-    alg: Option<i64>,
-    kid: Option<&'a [u8]>,
-    seen: [Option<Label<'a>>; MAX_HEADER_LABELS],
+pub(crate) struct LabelSet<'a> {
+    labels: [Option<Label<'a>>; MAX_HEADER_LABELS],
 }
 
-impl<'a> Headers<'a> {
+impl<'a> LabelSet<'a> {
     /// Record `label`, refusing a repeat or a label beyond the table.
-    fn note(&mut self, label: Label<'a>, offset: usize) -> Result<(), CoseError> {
-        if self.seen.iter().flatten().any(|l| *l == label) {
+    pub(crate) fn note(&mut self, label: Label<'a>, offset: usize) -> Result<(), CoseError> {
+        if self.labels.iter().flatten().any(|l| *l == label) {
             return Err(CoseError::DuplicateHeader { offset });
         }
         let slot = self
-            .seen
+            .labels
             .iter_mut()
             .find(|s| s.is_none())
             .ok_or(CoseError::TooManyHeaders { offset })?;
         *slot = Some(label);
         Ok(())
     }
+}
+
+/// What the header maps told us, plus every label seen so far (for duplicates).
+#[derive(Default)]
+struct Headers<'a> {
+    alg: Option<i64>,
+    kid: Option<&'a [u8]>,
+    seen: LabelSet<'a>,
 }
 
 /// Parse one header map (definite length) from `d`, whose offsets are relative to `base`.
@@ -199,7 +206,7 @@ fn parse_header_map<'a>(
         if bucket == Bucket::Unprotected && label == Label::Int(LABEL_ALG) {
             return Err(CoseError::UnprotectedAlgorithm { offset: label_at });
         }
-        headers.note(label, label_at)?;
+        headers.seen.note(label, label_at)?;
 
         let value_at = base.saturating_add(d.position());
         match label {

@@ -16,7 +16,7 @@ use minicbor::data::Type;
 use super::{ContentAlgorithm, Coordinate, EncryptionInfo, EphemeralKey, KeyAlgorithm, Recipient};
 use crate::CoseError;
 use crate::decode::{
-    Label, MAX_HEADER_LABELS, MAX_SKIP_DEPTH, array_len, bstr, cbor_err, map_len, peek, skip,
+    Label, LabelSet, MAX_SKIP_DEPTH, array_len, bstr, cbor_err, map_len, peek, skip,
 };
 
 /// COSE tag of COSE_Encrypt.
@@ -46,28 +46,6 @@ const KTY_EC2: i64 = 2;
 const CRV_P256: i64 = 1;
 /// Length of a P-256 coordinate.
 const COORD_LEN: usize = 32;
-
-/// Every label seen in one COSE layer (both buckets), for duplicate detection without
-/// allocation.
-#[derive(Default)]
-struct Seen<'a> {
-    labels: [Option<Label<'a>>; MAX_HEADER_LABELS],
-}
-
-impl<'a> Seen<'a> {
-    fn note(&mut self, label: Label<'a>, offset: usize) -> Result<(), CoseError> {
-        if self.labels.iter().flatten().any(|l| *l == label) {
-            return Err(CoseError::DuplicateHeader { offset });
-        }
-        let slot = self
-            .labels
-            .iter_mut()
-            .find(|s| s.is_none())
-            .ok_or(CoseError::TooManyHeaders { offset })?;
-        *slot = Some(label);
-        Ok(())
-    }
-}
 
 /// Reads a header label (`int / tstr`).
 fn label<'a>(d: &mut Decoder<'a>) -> Result<Label<'a>, CoseError> {
@@ -115,7 +93,7 @@ fn bstr_value<'a>(d: &mut Decoder<'a>) -> Result<&'a [u8], CoseError> {
 /// which returns `true` when it consumed the value; anything else is skipped.
 fn walk<'a>(
     d: &mut Decoder<'a>,
-    seen: &mut Seen<'a>,
+    seen: &mut LabelSet<'a>,
     mut known: impl FnMut(&mut Decoder<'a>, Label<'a>, usize) -> Result<bool, CoseError>,
 ) -> Result<(), CoseError> {
     let entries = map_len(d, 0)?;
@@ -140,7 +118,7 @@ fn walk_protected<'a>(
     input: &'a [u8],
     protected: &'a [u8],
     at: usize,
-    seen: &mut Seen<'a>,
+    seen: &mut LabelSet<'a>,
     known: impl FnMut(&mut Decoder<'a>, Label<'a>, usize) -> Result<bool, CoseError>,
 ) -> Result<(), CoseError> {
     if protected.is_empty() {
@@ -212,7 +190,7 @@ pub(super) fn encryption_info(bytes: &[u8]) -> Result<EncryptionInfo<'_>, CoseEr
         return Err(CoseError::WrongArrayLength { offset: array_at });
     }
 
-    let mut seen = Seen::default();
+    let mut seen = LabelSet::default();
     let mut h = BodyHeaders::default();
     let (protected, protected_head, protected_at) = protected_bstr(&mut d)?;
     walk_protected(bytes, protected, protected_at, &mut seen, |d, l, at| {
@@ -309,7 +287,7 @@ pub(super) fn recipient<'a>(
         // Four elements would be nested recipients, which no SUIT profile uses.
         return Err(CoseError::WrongArrayLength { offset: at });
     }
-    let mut seen = Seen::default();
+    let mut seen = LabelSet::default();
     let mut h = RecipientHeaders::default();
     let (protected, protected_head, protected_at) = protected_bstr(d)?;
     walk_protected(input, protected, protected_at, &mut seen, |d, l, at| {
@@ -360,7 +338,7 @@ pub(super) fn recipient<'a>(
 /// (kid, alg, key_ops) are skipped, repeats refused.
 fn ec2_key<'a>(d: &mut Decoder<'a>) -> Result<EphemeralKey<'a>, CoseError> {
     let map_at = d.position();
-    let mut seen = Seen::default();
+    let mut seen = LabelSet::default();
     let (mut kty, mut crv, mut x, mut y) = (None, None, None, None);
     let entries = map_len(d, 0)?;
     for _ in 0..entries {
