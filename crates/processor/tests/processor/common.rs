@@ -82,3 +82,39 @@ pub fn with_spec_key<R>(f: impl FnOnce(&StaticKeys<'_>) -> R) -> R {
     let k = spec_public();
     with_keys(&[&k], &[], f)
 }
+
+/// Authenticates `env` against one HMAC-256 anchor `key` and runs the update on `dev`.
+pub fn mac_update(
+    dev: &mut suitcase_testkit::device::MemDevice,
+    env: &[u8],
+    key: &[u8],
+) -> Result<suitcase_processor::UpdateSummary, suitcase_processor::Error> {
+    with_mac_key(key, |keys| {
+        let a = suitcase_processor::authenticate(env, keys)?;
+        dev.with_platform(|p| a.update(p))
+    })
+}
+
+/// Authenticates `env` against one HMAC-256 anchor `key` and runs the invocation on `dev`.
+pub fn mac_invoke(
+    dev: &mut suitcase_testkit::device::MemDevice,
+    env: &[u8],
+    key: &[u8],
+) -> Result<(), suitcase_processor::Error> {
+    with_mac_key(key, |keys| {
+        let a = suitcase_processor::authenticate(env, keys)?;
+        dev.with_platform(|p| a.invoke(p))
+    })
+}
+
+/// Runs `f` with a key store holding one HMAC-256 anchor.
+pub fn with_mac_key<R>(key: &[u8], f: impl FnOnce(&StaticKeys<'_>) -> R) -> R {
+    let anchors = [TrustAnchor {
+        key: suitcase_cose::VerifyingKey::Hmac256(key),
+        kid: None,
+    }];
+    f(&StaticKeys {
+        anchors: &anchors,
+        rules: &[],
+    })
+}

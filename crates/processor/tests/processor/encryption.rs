@@ -352,16 +352,7 @@ fn generated_device(ct: &[u8], chunk: usize) -> MemDevice {
 }
 
 fn update_generated(dev: &mut MemDevice, env: &[u8]) -> Result<UpdateSummary, Error> {
-    let anchors = [TrustAnchor {
-        key: suitcase_cose::VerifyingKey::Hmac256(&KEY),
-        kid: None,
-    }];
-    let keys = StaticKeys {
-        anchors: &anchors,
-        rules: &[],
-    };
-    let a = authenticate(env, &keys)?;
-    dev.with_platform(|p| a.update(p))
+    super::common::mac_update(dev, env, &KEY)
 }
 
 const ALGS: [ContentAlgorithm; 4] = [

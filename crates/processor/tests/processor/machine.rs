@@ -2,10 +2,9 @@
 //! component selection, the directives and their failure modes, reporting.
 
 use ciborium::Value;
-use suitcase_processor::platform::{StaticKeys, TrustAnchor};
 use suitcase_processor::report::{Outcome, SequenceKind};
 use suitcase_processor::suit::Condition;
-use suitcase_processor::{Error, UpdateSummary, authenticate};
+use suitcase_processor::{Error, UpdateSummary};
 use suitcase_testkit::build::{bytes, digest_of, envelope, int, params, seq, text};
 use suitcase_testkit::device::{MemDevice, SPEC_CLASS, SPEC_VENDOR};
 use suitcase_testkit::resign::{Rewrite, Signer};
@@ -74,29 +73,11 @@ fn device(n: usize) -> MemDevice {
 }
 
 fn update(dev: &mut MemDevice, env: &[u8]) -> Result<UpdateSummary, Error> {
-    let anchors = [TrustAnchor {
-        key: suitcase_cose::VerifyingKey::Hmac256(&KEY),
-        kid: None,
-    }];
-    let keys = StaticKeys {
-        anchors: &anchors,
-        rules: &[],
-    };
-    let a = authenticate(env, &keys)?;
-    dev.with_platform(|p| a.update(p))
+    super::common::mac_update(dev, env, &KEY)
 }
 
 fn invoke(dev: &mut MemDevice, env: &[u8]) -> Result<(), Error> {
-    let anchors = [TrustAnchor {
-        key: suitcase_cose::VerifyingKey::Hmac256(&KEY),
-        kid: None,
-    }];
-    let keys = StaticKeys {
-        anchors: &anchors,
-        rules: &[],
-    };
-    let a = authenticate(env, &keys)?;
-    dev.with_platform(|p| a.invoke(p))
+    super::common::mac_invoke(dev, env, &KEY)
 }
 
 fn one(install: Value) -> Vec<u8> {

@@ -2,10 +2,10 @@
 //! update-authorized, wait, use-before against the platform clock, set-version.
 
 use ciborium::Value;
-use suitcase_processor::platform::{StaticKeys, TrustAnchor, Version};
+use suitcase_processor::platform::Version;
 use suitcase_processor::report::SequenceKind;
 use suitcase_processor::suit::Condition;
-use suitcase_processor::{Error, UpdateSummary, authenticate};
+use suitcase_processor::{Error, UpdateSummary};
 use suitcase_testkit::build::{bytes, envelope, int, params, seq, wrap};
 use suitcase_testkit::device::MemDevice;
 use suitcase_testkit::resign::{Rewrite, Signer};
@@ -48,16 +48,7 @@ fn device() -> MemDevice {
 }
 
 fn update(dev: &mut MemDevice, env: &[u8]) -> Result<UpdateSummary, Error> {
-    let anchors = [TrustAnchor {
-        key: suitcase_cose::VerifyingKey::Hmac256(&KEY),
-        kid: None,
-    }];
-    let keys = StaticKeys {
-        anchors: &anchors,
-        rules: &[],
-    };
-    let a = authenticate(env, &keys)?;
-    dev.with_platform(|p| a.update(p))
+    super::common::mac_update(dev, env, &KEY)
 }
 
 /// `bstr .cbor [cmp, [parts…]]`.
