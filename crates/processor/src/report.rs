@@ -72,9 +72,41 @@ pub enum Outcome {
     Failure,
 }
 
+/// Where a manifest sits among dependencies: the component indices that lead to it
+/// from the root (empty for the root). A SUIT_Record's manifest-id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ManifestPath {
+    len: u8,
+    indices: [u8; crate::MAX_DEPENDENCY_DEPTH],
+}
+
+impl ManifestPath {
+    /// The root manifest.
+    pub const ROOT: ManifestPath = ManifestPath {
+        len: 0,
+        indices: [0; crate::MAX_DEPENDENCY_DEPTH],
+    };
+
+    /// The indices from the root.
+    pub fn indices(&self) -> &[u8] {
+        self.indices.get(..usize::from(self.len)).unwrap_or(&[])
+    }
+
+    /// The path of the dependency at component `index` of this manifest; `None` past
+    /// [`crate::MAX_DEPENDENCY_DEPTH`].
+    pub(crate) fn child(&self, index: u32) -> Option<ManifestPath> {
+        let mut next = *self;
+        *next.indices.get_mut(usize::from(self.len))? = u8::try_from(index).ok()?;
+        next.len += 1;
+        Some(next)
+    }
+}
+
 /// One record: which command, where, on which component, with what result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Record {
+    /// Which manifest: the root, or a dependency.
+    pub manifest: ManifestPath,
     /// The sequence.
     pub sequence: SequenceKind,
     /// Byte offset of the command within its (innermost) sequence.

@@ -13,7 +13,8 @@
 //!         7: reason uint}                suit-codes.md §10
 //!   ? 99: [uri tstr, SUIT_Digest]        the manifest's reference URI ("" if none) and digest
 //! }
-//! SUIT_Record = [manifest-id [], section int, offset uint, component uint, properties {}]
+//! SUIT_Record = [manifest-id [* uint],  the dependency indices from the root ([] = the root)
+//!                section int, offset uint, component uint, properties {}]
 //! ```
 
 use minicbor::Encoder;
@@ -22,7 +23,7 @@ use suitcase_suit::Digest;
 
 use super::{Outcome, Record, Reporter};
 use crate::auth::Authenticated;
-use crate::error::{AuthError, Error};
+use crate::error::{AuthError, DependencyError, Error};
 
 /// SUIT report reason codes (suit-codes.md §10).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +71,15 @@ pub fn reason(e: &Error) -> Reason {
             Reason::ParameterUnsupported
         }
         Error::Severed(_) => Reason::SeveringUnsupported,
+        Error::Dependency { kind, .. } => match kind {
+            DependencyError::Decode(_) => Reason::CborParse,
+            DependencyError::Auth(AuthError::Cose(_)) => Reason::CoseUnsupported,
+            DependencyError::Auth(_) | DependencyError::DigestMismatch => Reason::Unauthorised,
+            DependencyError::TooLarge
+            | DependencyError::TooDeep
+            | DependencyError::TooManyComponents => Reason::OperationFailed,
+            _ => Reason::CommandUnsupported,
+        },
         Error::ConditionFailed { .. } | Error::TryEachExhausted { .. } => Reason::ConditionFailed,
         _ => Reason::OperationFailed,
     }
@@ -77,6 +87,7 @@ pub fn reason(e: &Error) -> Reason {
 
 /// Fills the unused part of a [`ReportLog`] (never read: `len` bounds every access).
 const UNUSED: Record = Record {
+    manifest: super::ManifestPath::ROOT,
     sequence: super::SequenceKind::Shared,
     offset: 0,
     command: 0,
@@ -175,12 +186,22 @@ impl From<minicbor::encode::Error<EndOfSlice>> for ReportError {
 type Enc<'b> = Encoder<Cursor<&'b mut [u8]>>;
 
 fn record(e: &mut Enc<'_>, r: &Record) -> Result<(), ReportError> {
-    e.array(5)?
-        .array(0)?
-        .i64(r.sequence.key())?
+    e.array(5)?;
+    manifest_id(e, r)?;
+    e.i64(r.sequence.key())?
         .u64(r.offset as u64)?
         .u32(r.component)?
         .map(0)?;
+    Ok(())
+}
+
+/// SUIT_Record's manifest-id: the dependency indices from the root (`[]` for the root).
+fn manifest_id(e: &mut Enc<'_>, r: &Record) -> Result<(), ReportError> {
+    let path = r.manifest.indices();
+    e.array(path.len() as u64)?;
+    for &i in path {
+        e.u8(i)?;
+    }
     Ok(())
 }
 
@@ -217,6 +238,7 @@ pub fn encode_report(
         }
         Err((error, at)) => {
             let fallback = Record {
+                manifest: super::ManifestPath::ROOT,
                 sequence: super::SequenceKind::Shared,
                 offset: 0,
                 command: 0,
@@ -232,9 +254,9 @@ pub fn encode_report(
             };
             let r = at.copied().unwrap_or(fallback);
             e.map(3)?.u8(5)?.i64(code)?.u8(6)?;
-            e.array(5)?
-                .array(0)?
-                .i64(section)?
+            e.array(5)?;
+            manifest_id(&mut e, &r)?;
+            e.i64(section)?
                 .u64(r.offset as u64)?
                 .u32(r.component)?
                 .map(0)?;

@@ -231,6 +231,7 @@ fn failures_outside_commands_and_small_buffers() {
     // A log holds N records and counts the rest.
     let mut log = ReportLog::<1>::new();
     let r = suitcase_processor::report::Record {
+        manifest: suitcase_processor::report::ManifestPath::ROOT,
         sequence: SequenceKind::Install,
         offset: 1,
         command: 18,
