@@ -88,6 +88,7 @@ pub fn authenticate_as<'a>(
 /// (immutably borrowed since, so they cannot have changed): the manifest decode and the
 /// severed-member digests, without the signatures. For dependencies: verified once by
 /// dependency-integrity, run by process-dependency.
+#[cfg(feature = "trust-domains")]
 pub(crate) fn reopen(bytes: &[u8], signers: u32) -> Result<Authenticated<'_>, Error> {
     finish(Envelope::decode(bytes)?, signers)
 }

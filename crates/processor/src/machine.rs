@@ -29,11 +29,15 @@ use suitcase_suit::{
 use suitcase_suit::ComponentId;
 
 use crate::MAX_DEPENDENCY_DEPTH;
-use crate::auth::{self, Authenticated};
+#[cfg(feature = "trust-domains")]
+use crate::auth;
+use crate::auth::Authenticated;
 use crate::error::{DependencyError, Error};
 use crate::params::Params;
 use crate::pipeline::{self, Source, Written};
-use crate::platform::{KeyStore, Platform, Procedure, Role, Target};
+#[cfg(feature = "trust-domains")]
+use crate::platform::Role;
+use crate::platform::{KeyStore, Platform, Procedure, Target};
 use crate::report::{ManifestPath, Outcome, Record, SequenceKind, wanted};
 
 const MAX: usize = suitcase_suit::MAX_COMPONENTS;
@@ -150,11 +154,14 @@ struct Context<'m> {
     params: [(Option<ComponentId<'m>>, Params<'m>); MAX],
     used: usize,
     /// Who may sign dependencies; `None`: the platform lends no dependency support.
+    #[cfg_attr(not(feature = "trust-domains"), allow(dead_code))]
     keys: Option<&'m dyn KeyStore>,
     /// What is left of the platform's dependency buffer. Regions handed out are never
     /// reused within the procedure, so verified bytes stay as they were checked.
+    #[cfg_attr(not(feature = "trust-domains"), allow(dead_code))]
     buffer: &'m mut [u8],
     /// Manifest digests of the chain being run (root first): a cycle shows up here.
+    #[cfg_attr(not(feature = "trust-domains"), allow(dead_code))]
     chain: [&'m [u8]; MAX_DEPENDENCY_DEPTH + 1],
     bytes_written: u64,
     dependency_writes: u32,
@@ -214,9 +221,11 @@ pub(crate) struct Machine<'m, 'e, 'p> {
     /// The bytes written into a component when they came untransformed from the
     /// envelope (write, integrated fetch): a dependency installed that way is checked
     /// in place, with no copy.
+    #[cfg_attr(not(feature = "trust-domains"), allow(dead_code))]
     plain: [Option<&'m [u8]>; MAX],
     /// Dependencies that passed dependency-integrity since they were last written: the
     /// very bytes that were verified, and their signers.
+    #[cfg_attr(not(feature = "trust-domains"), allow(dead_code))]
     verified: [Option<(&'m [u8], u32)>; MAX],
     components_written: u32,
     /// The component the current command is acting on (for the failure record).
@@ -406,6 +415,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
         }
     }
 
+    #[cfg(feature = "trust-domains")]
     fn is_dependency(&self, index: u32) -> bool {
         self.auth
             .manifest()
@@ -543,6 +553,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
                 }
                 Ok(())
             }
+            #[cfg(feature = "trust-domains")]
             Command::Directive(Directive::ProcessDependency, policy) => {
                 for i in self.indices(sel)? {
                     self.at = i;
@@ -707,9 +718,11 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
                 None => false,
             },
             Condition::Abort => false,
+            #[cfg(feature = "trust-domains")]
             Condition::IsDependency => self.is_dependency(i),
             // Any failure of dependency-integrity aborts (`Err`): the draft leaves it no
             // soft outcome.
+            #[cfg(feature = "trust-domains")]
             Condition::DependencyIntegrity => {
                 self.dependency_integrity(i, &t, &p)?;
                 true
@@ -741,6 +754,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
         if d.algorithm != suitcase_suit::DigestAlgorithm::Sha256 {
             return Err(Error::UnsupportedDigest);
         }
+        #[cfg(feature = "trust-domains")]
         if self.is_dependency(i) {
             return self.dependency_matches(i, t, p, d.bytes).map(Some);
         }
@@ -929,6 +943,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
     /// The dependency envelope in component `i`: in place when it came untransformed
     /// from the envelope, else read from storage into `buf` (`len` bytes: image-size,
     /// else the component's length).
+    #[cfg(feature = "trust-domains")]
     fn dependency_bytes<'b>(
         &mut self,
         i: u32,
@@ -961,6 +976,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
     /// *manifest* (the bstr-wrapped SUIT_Manifest), not the bytes of the envelope. An
     /// envelope that does not decode does not match. The bytes are read into the free
     /// part of the buffer and not kept: dependency-integrity reads them again.
+    #[cfg(feature = "trust-domains")]
     fn dependency_matches(
         &mut self,
         i: u32,
@@ -987,6 +1003,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
     /// dependency-integrity (7): authenticate the dependency envelope in component `i`
     /// under the key store's dependency policy, and check that its manifest digest is the
     /// image-digest parameter. The verified bytes are kept for process-dependency.
+    #[cfg(feature = "trust-domains")]
     fn dependency_integrity(
         &mut self,
         i: u32,
@@ -1052,6 +1069,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
     /// process-dependency (11): run the verified dependency's shared sequence and its
     /// section `kind`, in a frame of its own over the shared parameter table. Its
     /// condition failures are this command's (soft-able here); its aborts abort.
+    #[cfg(feature = "trust-domains")]
     fn process_dependency(&mut self, kind: SequenceKind, i: u32) -> Result<(), Stop> {
         let dep = |kind| Stop::Abort(Error::Dependency { component: i, kind });
         if kind == SequenceKind::Shared {

@@ -94,6 +94,7 @@ impl ManifestPath {
 
     /// The path of the dependency at component `index` of this manifest; `None` past
     /// [`crate::MAX_DEPENDENCY_DEPTH`].
+    #[cfg(feature = "trust-domains")]
     pub(crate) fn child(&self, index: u32) -> Option<ManifestPath> {
         let mut next = *self;
         *next.indices.get_mut(usize::from(self.len))? = u8::try_from(index).ok()?;

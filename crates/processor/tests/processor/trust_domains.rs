@@ -182,6 +182,83 @@ fn example2_integrated_passes_resolution_and_stops_at_process_without_integrity(
     untouched(&dev);
 }
 
+/// example2 with the dependency-integrity its install lacks inserted before
+/// process-dependency (`12 1, 7 15, 11 0, …`), at sequence number 1, re-signed with the
+/// published key; the integrated dependency is carried unchanged.
+fn example2_with_integrity() -> Vec<u8> {
+    let env = td("example2_integrated.suit");
+    let Value::Tag(107, outer) = ciborium::from_reader::<Value, _>(env.as_slice()).unwrap() else {
+        panic!("not an envelope")
+    };
+    let Value::Map(entries) = *outer else {
+        panic!()
+    };
+    let manifest = entries
+        .iter()
+        .find(|(k, _)| *k == int(3))
+        .unwrap()
+        .1
+        .clone();
+    let Value::Map(mut m) =
+        ciborium::from_reader::<Value, _>(manifest.as_bytes().unwrap().as_slice()).unwrap()
+    else {
+        panic!()
+    };
+    for (k, v) in m.iter_mut() {
+        if *k == int(2) {
+            *v = int(1);
+        }
+        if *k == int(INSTALL) {
+            let Value::Array(mut cmds) =
+                ciborium::from_reader::<Value, _>(v.as_bytes().unwrap().as_slice()).unwrap()
+            else {
+                panic!()
+            };
+            assert_eq!(cmds[..4], [int(12), int(1), int(11), int(0)]);
+            cmds.splice(2..2, [int(INTEGRITY), int(15)]);
+            *v = wrap(&Value::Array(cmds));
+        }
+    }
+    let signed = build::sign_raw_manifest(
+        &build::encode(&Value::Map(m)),
+        &[Signer::Sign(spec_private(), Algorithm::Es256)],
+    );
+    let integrated: Vec<_> = entries
+        .into_iter()
+        .filter(|(k, _)| matches!(k, Value::Text(_)))
+        .collect();
+    with_entries(&signed, integrated)
+}
+
+/// `env` with text-keyed entries added (integrated payloads and dependencies sit outside
+/// what the signature covers).
+fn with_entries(env: &[u8], extra: Vec<(Value, Value)>) -> Vec<u8> {
+    let Value::Tag(107, inner) = ciborium::from_reader::<Value, _>(env).unwrap() else {
+        panic!("not an envelope")
+    };
+    let Value::Map(mut entries) = *inner else {
+        panic!()
+    };
+    entries.extend(extra);
+    build::encode(&Value::Tag(107, Box::new(Value::Map(entries))))
+}
+
+#[test]
+fn example2_with_integrity_processes_its_integrated_dependency_in_place() {
+    let k = td_key();
+    let mut dev = td_device();
+    // No buffer at all: the integrated dependency is verified and run where it lies.
+    dev.dependency_buffer = 0;
+    let s = with_domains(&k, &k, |keys| {
+        update(&mut dev, &example2_with_integrity(), keys)
+    })
+    .unwrap();
+    assert_eq!(dev.content(&[b"00"], None), b"hello world");
+    assert_eq!(dev.content(&[b"10"], None), b" in multiple trust domains");
+    assert_eq!(s.dependency_writes, 1);
+    assert!(dev.fetched.is_empty(), "nothing went over the transport");
+}
+
 #[test]
 fn a_buffer_too_small_for_the_fetched_dependency_aborts_before_reading() {
     let k = td_key();
@@ -359,14 +436,13 @@ fn signed(
     if integrated.is_empty() {
         return env;
     }
-    let Value::Tag(107, inner) = ciborium::from_reader::<Value, _>(env.as_slice()).unwrap() else {
-        unreachable!()
-    };
-    let Value::Map(mut entries) = *inner else {
-        unreachable!()
-    };
-    entries.extend(integrated.iter().map(|(k, v)| (text(k), bytes(v))));
-    build::encode(&Value::Tag(107, Box::new(Value::Map(entries))))
+    with_entries(
+        &env,
+        integrated
+            .iter()
+            .map(|(k, v)| (text(k), bytes(v)))
+            .collect(),
+    )
 }
 
 /// A signed manifest with the one component `id` and no dependencies.
