@@ -230,6 +230,8 @@ pub(crate) struct Machine<'m, 'e, 'p> {
     components_written: u32,
     /// The component the current command is acting on (for the failure record).
     at: u32,
+    /// What the current command measured or wrote (its record's system information).
+    observed: Option<Written>,
 }
 
 impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
@@ -276,6 +278,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
             verified: [None; MAX],
             components_written: 0,
             at: 0,
+            observed: None,
         })
     }
 
@@ -442,6 +445,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
                 component,
                 outcome,
                 sysinfo,
+                observed: self.observed,
             });
         }
     }
@@ -501,6 +505,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
                 component: self.at,
                 outcome: Outcome::Failure,
                 sysinfo: false,
+                observed: None,
             });
         }
     }
@@ -538,6 +543,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
             Command::Condition(c, policy) => {
                 for i in self.indices(sel)? {
                     self.at = i;
+                    self.observed = None;
                     // An abort while evaluating (the platform cannot answer, storage
                     // failed) is a failure of this condition too, recorded as such.
                     let r = self.condition(c, i);
@@ -572,6 +578,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
             Command::Directive(d, policy) => {
                 for i in self.indices(sel)? {
                     self.at = i;
+                    self.observed = None;
                     let r = self.directive(d, i);
                     let outcome = if r.is_ok() {
                         Outcome::Success
@@ -762,16 +769,17 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
             && *slot == p.slot
             && p.size.is_none_or(|s| s == w.len)
         {
+            let w = *w;
+            self.observed = Some(w);
             return Ok(Some(w.digest.as_slice() == d.bytes));
         }
         let len = match p.size {
             Some(s) => s,
             None => self.platform.storage.len(t)?,
         };
-        Ok(Some(
-            pipeline::digest_component(self.platform.storage, t, len)?
-                .is_some_and(|h| h.as_slice() == d.bytes),
-        ))
+        let h = pipeline::digest_component(self.platform.storage, t, len)?;
+        self.observed = h.map(|digest| Written { digest, len });
+        Ok(Some(h.is_some_and(|h| h.as_slice() == d.bytes)))
     }
 
     fn directive(&mut self, d: Directive, i: u32) -> Result<(), Error> {
@@ -932,6 +940,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
             .get_mut(i as usize)
             .ok_or(Error::ComponentIndexOutOfRange(i))?;
         *slot = Some((slot_param, w));
+        self.observed = Some(w);
         self.components_written |= 1 << i;
         self.ctx.bytes_written += w.len;
         if self.depth > 0 {

@@ -120,6 +120,10 @@ pub struct Record {
     pub outcome: Outcome,
     /// Whether the policy asks for system information alongside.
     pub sysinfo: bool,
+    /// What the command found or made, for the system information: the SHA-256 and
+    /// length of the component's image as image-match / image-not-match measured it, or
+    /// as write / fetch / copy wrote it. `None` for other commands.
+    pub observed: Option<crate::pipeline::Written>,
 }
 
 /// Receives records. Called only when the command's reporting policy asks for one.

@@ -14,7 +14,11 @@
 //!   ? 99: [uri tstr, SUIT_Digest]        the manifest's reference URI ("" if none) and digest
 //! }
 //! SUIT_Record = [manifest-id [* uint],  the dependency indices from the root ([] = the root)
-//!                section int, offset uint, component uint, properties {}]
+//!                section int, offset uint, component uint,
+//!                properties {? 3: bstr .cbor SUIT_Digest, ? 14: size}]
+//!   properties: system information, only when the command's reporting policy asks for it
+//!   (bits 2/3) and the command measured or wrote the image (image-match,
+//!   image-not-match, write, fetch, copy): the SHA-256 and length found / written.
 //! ```
 
 use minicbor::Encoder;
@@ -94,6 +98,7 @@ const UNUSED: Record = Record {
     component: 0,
     outcome: Outcome::Success,
     sysinfo: false,
+    observed: None,
 };
 
 /// Records kept for one report: up to `N` policy records (later ones are counted in
@@ -190,8 +195,27 @@ fn record(e: &mut Enc<'_>, r: &Record) -> Result<(), ReportError> {
     manifest_id(e, r)?;
     e.i64(r.sequence.key())?
         .u64(r.offset as u64)?
-        .u32(r.component)?
-        .map(0)?;
+        .u32(r.component)?;
+    // System information, when the policy asks for it and the command measured the
+    // image: its digest (parameter 3, `bstr .cbor SUIT_Digest`) and size (parameter 14).
+    match (r.sysinfo, r.observed) {
+        (true, Some(w)) => {
+            let mut digest = [0u8; 40];
+            let n = {
+                let mut d = Encoder::new(Cursor::new(&mut digest[..]));
+                d.array(2)?.i64(-16)?.bytes(&w.digest)?;
+                d.writer().position()
+            };
+            e.map(2)?
+                .u8(3)?
+                .bytes(digest.get(..n).unwrap_or(&[]))?
+                .u8(14)?
+                .u64(w.len)?;
+        }
+        _ => {
+            e.map(0)?;
+        }
+    }
     Ok(())
 }
 
@@ -245,6 +269,7 @@ pub fn encode_report(
                 component: 0,
                 outcome: Outcome::Failure,
                 sysinfo: false,
+                observed: None,
             };
             let (code, section) = match (at, error) {
                 (Some(r), _) => (r.command, r.sequence.key()),
