@@ -16,6 +16,7 @@ mod output;
 mod pkcs11;
 mod process;
 mod sign;
+mod trust;
 mod verify;
 
 use std::fmt;
@@ -64,6 +65,8 @@ enum Command {
     Device(device::Args),
     /// Dry run: run an envelope's sequences against components kept as files in DIR.
     Process(process::Args),
+    /// Trust stores: build one, add a root key holder's signature, check it as a device would.
+    Trust(trust::Args),
 }
 
 impl Command {
@@ -80,6 +83,7 @@ impl Command {
             Command::Device(_) => "device",
             Command::Encrypt(_) => "encrypt",
             Command::Process(_) => "process",
+            Command::Trust(_) => "trust",
         }
     }
 }
@@ -115,6 +119,7 @@ fn main() -> ExitCode {
         Command::Device(args) => device::run(args, &mut out),
         Command::Encrypt(args) => encrypt::run(args, &mut out),
         Command::Process(args) => process::run(args, &mut out),
+        Command::Trust(args) => trust::run(args, &mut out),
     }
     .and_then(|()| out.flush().map_err(anyhow::Error::from));
     match result {

@@ -17,6 +17,8 @@ mod device;
 mod encryption;
 #[path = "cli/pkcs11.rs"]
 mod pkcs11;
+#[path = "cli/trust.rs"]
+mod trust;
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_suitcase");
 

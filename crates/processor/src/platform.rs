@@ -45,6 +45,9 @@ pub enum StorageError {
     Unsupported,
     /// The medium failed (flash error kind, I/O error).
     Device,
+    /// The component refused what was written: its content is checked as it is finished
+    /// (for example a trust store that does not verify against the current one).
+    Rejected,
 }
 
 /// Component storage: where images live. [`crate::storage::MemoryStorage`] keeps them in

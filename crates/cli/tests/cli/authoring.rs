@@ -48,14 +48,14 @@ impl Drop for Dir {
 }
 
 /// Runs the binary and insists on exit 0.
-fn ok(args: &[&str]) -> String {
+pub(crate) fn ok(args: &[&str]) -> String {
     let o = run(args);
     assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
     stdout(&o)
 }
 
 /// `keygen` into `dir`, returning (private, public) paths.
-fn keygen(dir: &Dir, name: &str, alg: &str) -> (String, String) {
+pub(crate) fn keygen(dir: &Dir, name: &str, alg: &str) -> (String, String) {
     let private = dir.path(&format!("{name}.pem"));
     let mut args = vec!["keygen", "--alg", alg, "--out", &private];
     if alg == "hss-lms" {
