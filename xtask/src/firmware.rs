@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use crate::process::{self, Failure, command, require};
 use crate::{root, vectors};
 
+mod device;
+
 /// The firmware target (mps2-an386 has a Cortex-M4F).
 const TARGET: &str = "thumbv7em-none-eabihf";
 /// The test image.
@@ -83,6 +85,8 @@ pub struct Report {
     pub probe_p256: Sizes,
     /// The size probe with P-256, Ed25519 and HMAC.
     pub probe_all: Sizes,
+    /// The bootloader and the application with the update agent on the device.
+    pub device: device::DeviceReport,
 }
 
 impl Report {
@@ -120,6 +124,7 @@ pub fn build_and_measure() -> Result<Report, Failure> {
 
     // Host step first: the test image include_bytes!() what this writes.
     vectors::generate(&dir.join("target").join("generated"))?;
+    device::write_ed25519_key(&dir.join("target").join("generated"))?;
 
     let started = Instant::now();
     // One package per build: a workspace-wide build would unify the crates' features
@@ -169,10 +174,12 @@ pub fn build_and_measure() -> Result<Report, Failure> {
         started.elapsed().as_secs_f64()
     );
 
+    let device = device::run(&dir)?;
     let report = Report {
         tests,
         probe_p256,
         probe_all,
+        device,
     };
     print_summary(&report);
     println!("firmware: done in {:.1} s", total.elapsed().as_secs_f64());
@@ -211,6 +218,27 @@ fn print_summary(r: &Report) {
         a.rodata,
         a.text.saturating_sub(p.text),
         a.rodata.saturating_sub(p.rodata)
+    );
+    let d = &r.device;
+    for (name, b) in [("ES256", d.boot_p256), ("Ed25519", d.boot_ed25519)] {
+        println!(
+            "firmware: bootloader (suitcase-boot, flash file, RAM load), {name}: .text {} B \
+             ({:.1} KiB), .rodata {} B, .data+.bss {} B",
+            b.text,
+            kib(b.text),
+            b.rodata,
+            b.ram
+        );
+    }
+    println!(
+        "firmware: application with the update agent: .text {} B ({:.1} KiB), .rodata {} B; \
+         verified boot of its {} B image: ES256 {} instr, Ed25519 {} instr",
+        d.app.text,
+        kib(d.app.text),
+        d.app.rodata,
+        d.image_len,
+        d.verified_boot_p256,
+        d.verified_boot_ed25519
     );
     if let Some(w) = r.worst_processor_stack() {
         println!(

@@ -1,0 +1,467 @@
+//! `cargo xtask firmware`, the device half: the bootloader (`firmware/bootloader`) and the
+//! application with the update agent (`firmware/app`) on QEMU mps2-an386, over a flash
+//! file that survives QEMU runs (docs/boot.md §10).
+//!
+//! - builds both (ES256), and the bootloader again with Ed25519, and measures them;
+//! - makes the images (one application build + a 16-byte trailer: A, B, and C whose
+//!   self-test fails), their envelopes (example 2 re-signed: install by fetch, validate
+//!   by image-match, invoke) and a factory flash file (image A in the primary slot);
+//! - update and confirm; an update whose self-test fails, reverted;
+//! - Ed25519: a verified boot with the Ed25519 bootloader;
+//! - power cuts: SysTick under `-icount shift=0` ends QEMU after N ticks (40 instructions
+//!   each), in the install (the agent staging B) and in the swap and confirm; after
+//!   each cut QEMU restarts on the same file until B runs confirmed, and the first boot
+//!   after the cut must hand over a verified image.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use suitcase_cose::{Algorithm, SigningKey, ed25519_dalek, signing_key_from_pem};
+use suitcase_testkit::resign::{Rewrite, Signer};
+use suitcase_testkit::vectors::{self, PLACEHOLDER_0};
+
+use super::{Sizes, debian_cargo, elf_path, sizes};
+use crate::process::{self, Failure, command};
+
+/// The flash file (board::FLASH_SIZE and board::LAYOUT).
+const SECTOR: usize = 4096;
+const FLASH_SIZE: usize = (2 + 2 + 32 + 33) * SECTOR;
+const PRIMARY_AT: usize = 4 * SECTOR;
+const HEADER: usize = 1024;
+/// Largest image the primary slot takes (32 units minus the header).
+const MAX_IMAGE: usize = 32 * SECTOR - HEADER;
+/// Guest instructions per SysTick tick.
+const TICK: u64 = 40;
+/// Width of the `cut=` argument: the same command line, hence the same instructions, in
+/// the measuring run and in every cut run.
+const CUT_DIGITS: usize = 10;
+/// Power-cut points: in the agent's install (its flash writes), in the bootloader's swap
+/// (its flash writes), in the confirm, and spread over each whole run.
+const CUTS_INSTALL: u64 = 60;
+const CUTS_SWAP: u64 = 90;
+const CUTS_CONFIRM: u64 = 20;
+const CUTS_SPREAD: u64 = 15;
+/// QEMU runs allowed after a cut before B must run confirmed.
+const RECOVERY_RUNS: usize = 4;
+/// The seed of the Ed25519 test key (a test key: the seed is public).
+const ED25519_SEED: [u8; 32] = *b"suitcase firmware ed25519 seed!!";
+
+/// What the device half measured.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceReport {
+    /// Bootloader sections, ES256 build.
+    pub boot_p256: Sizes,
+    /// Bootloader sections, Ed25519 build.
+    pub boot_ed25519: Sizes,
+    /// The application image (with the agent).
+    pub app: Sizes,
+    /// Instructions from reset to the hand-over of a verified boot of image A, ES256.
+    pub verified_boot_p256: u64,
+    /// The same with the Ed25519 bootloader.
+    pub verified_boot_ed25519: u64,
+    /// Image A's length.
+    pub image_len: usize,
+    /// Power-cut points tried, and how many were followed by a verified boot.
+    pub cuts: (usize, usize),
+}
+
+/// One QEMU run: exit status and console output.
+struct Run {
+    status: i32,
+    out: String,
+}
+
+impl Run {
+    /// The `boot:` line's sequence number and whether it was a trial.
+    fn booted(&self) -> Option<(u64, bool)> {
+        let l = self.out.lines().find(|l| l.starts_with("boot: verified"))?;
+        let seq = l.strip_prefix("boot: verified sequence ")?;
+        let (n, rest) = seq.split_once(' ')?;
+        Some((n.parse().ok()?, rest.starts_with("(trial)")))
+    }
+
+    /// Ticks `a..b` of the `flash writes at ticks a..b` the line starting with `prefix`
+    /// reports.
+    fn window(&self, prefix: &str) -> Option<(u64, u64)> {
+        let (_, rest) = self
+            .out
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .find_map(|l| l.split_once("flash writes at ticks "))?;
+        let (a, rest) = rest.split_once("..")?;
+        let b: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        Some((a.parse().ok()?, b.parse().ok()?))
+    }
+
+    /// The number after `marker` in the output.
+    fn number_after(&self, marker: &str) -> Option<u64> {
+        let (_, rest) = self.out.split_once(marker)?;
+        let n: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        n.parse().ok()
+    }
+}
+
+/// Exit statuses (firmware/bootloader and firmware/app).
+const CUT: i32 = 98;
+const CONFIRMED: i32 = 20;
+const SELF_TEST_FAILED: i32 = 21;
+const STAGED: i32 = 22;
+
+/// The work folder and the two ELF files every run uses.
+struct Bench {
+    work: PathBuf,
+    bootloader: PathBuf,
+}
+
+impl Bench {
+    /// Runs the bootloader in QEMU on `work/flash.img`, with `cut` ticks (0: none) and
+    /// the update files if `update`.
+    fn run(&self, bootloader: &Path, cut: u64, update: bool) -> Result<Run, Failure> {
+        let mut cfg =
+            format!("enable=on,target=native,arg=flash=flash.img,arg=cut={cut:0CUT_DIGITS$}");
+        if update {
+            cfg.push_str(",arg=update=update.suit,arg=payload=update.bin");
+        }
+        // `timeout`: a guest that never exits is a failure, not a hang.
+        let out = Command::new("timeout")
+            .current_dir(&self.work)
+            .args(["60", "qemu-system-arm", "-machine", "mps2-an386"])
+            .args(["-cpu", "cortex-m4", "-nographic", "-monitor", "none"])
+            .args(["-semihosting-config", &cfg, "-icount", "shift=0", "-kernel"])
+            .arg(bootloader)
+            .output()
+            .map_err(|e| Failure(format!("cannot start qemu-system-arm: {e}")))?;
+        Ok(Run {
+            status: out.status.code().unwrap_or(-1),
+            out: String::from_utf8_lossy(&out.stdout).into_owned(),
+        })
+    }
+
+    fn put_flash(&self, bytes: &[u8]) -> Result<(), Failure> {
+        write(&self.work.join("flash.img"), bytes)
+    }
+
+    fn flash(&self) -> Result<Vec<u8>, Failure> {
+        let p = self.work.join("flash.img");
+        fs::read(&p).map_err(|e| Failure(format!("{}: {e}", p.display())))
+    }
+
+    fn set_update(&self, envelope: &[u8], image: &[u8]) -> Result<(), Failure> {
+        write(&self.work.join("update.suit"), envelope)?;
+        write(&self.work.join("update.bin"), image)
+    }
+
+    /// A run that must end with `status` after booting `seq` (trial or not).
+    fn expect(&self, update: bool, seq: u64, trial: bool, status: i32) -> Result<Run, Failure> {
+        let run = self.run(&self.bootloader, 0, update)?;
+        print!("{}", run.out);
+        if run.booted() != Some((seq, trial)) || run.status != status {
+            return Err(Failure(format!(
+                "firmware device: expected a {} boot of sequence {seq} ending with status \
+                 {status}, got {:?} and status {}",
+                if trial { "trial" } else { "permanent" },
+                run.booted(),
+                run.status
+            )));
+        }
+        Ok(run)
+    }
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    fs::write(path, bytes).map_err(|e| Failure(format!("{}: {e}", path.display())))
+}
+
+/// The Ed25519 test key; its public half goes to `generated/fw-ed25519.pub`, which the
+/// Ed25519 bootloader build includes.
+pub fn write_ed25519_key(generated: &Path) -> Result<(), Failure> {
+    let key = ed25519_dalek::SigningKey::from_bytes(&ED25519_SEED);
+    let public = key.verifying_key().to_bytes();
+    let path = generated.join("fw-ed25519.pub");
+    // Unchanged bytes are not rewritten: cargo would rebuild.
+    if fs::read(&path).is_ok_and(|old| old == public) {
+        return Ok(());
+    }
+    write(&path, &public)
+}
+
+/// Builds, measures and runs the device half.
+pub fn run(dir: &Path) -> Result<DeviceReport, Failure> {
+    let work = dir.join("target").join("device");
+    fs::create_dir_all(&work).map_err(|e| Failure(format!("{}: {e}", work.display())))?;
+    let mut report = DeviceReport::default();
+
+    // One package, one feature set per build (README: features unify across a build).
+    let started = Instant::now();
+    process::run(&mut debian_cargo(
+        dir,
+        &["build", "--release", "--package", "app"],
+    ))?;
+    let app_elf = elf_path(dir, "app");
+    report.app = sizes(&app_elf)?;
+    let app_bin = work.join("app.bin");
+    process::run(
+        command("arm-none-eabi-objcopy")
+            .args(["-O", "binary"])
+            .arg(&app_elf)
+            .arg(&app_bin),
+    )?;
+    let app = fs::read(&app_bin).map_err(|e| Failure(format!("{}: {e}", app_bin.display())))?;
+
+    let mut builds = Vec::new();
+    for (name, extra) in [
+        ("p256", &[][..]),
+        (
+            "ed25519",
+            &["--no-default-features", "--features", "ed25519"][..],
+        ),
+    ] {
+        let mut args = vec!["build", "--release", "--package", "bootloader"];
+        args.extend_from_slice(extra);
+        process::run(&mut debian_cargo(dir, &args))?;
+        // The next build replaces the ELF: keep each.
+        let kept = work.join(format!("bootloader-{name}"));
+        fs::copy(elf_path(dir, "bootloader"), &kept)
+            .map_err(|e| Failure(format!("{}: {e}", kept.display())))?;
+        builds.push(sizes(&kept)?);
+    }
+    report.boot_p256 = builds[0];
+    report.boot_ed25519 = builds[1];
+    println!(
+        "firmware: bootloader and app builds took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let images = [
+        tagged(&app, b"A", true),
+        tagged(&app, b"B", true),
+        tagged(&app, b"C", false),
+    ];
+    report.image_len = images[0].len();
+    if images[0].len() > MAX_IMAGE {
+        return Err(Failure(format!(
+            "firmware device: the application image ({} B) does not fit the slot ({MAX_IMAGE} B)",
+            images[0].len()
+        )));
+    }
+    let es256 = es256_key()?;
+    let ed25519 = Signer::Sign(
+        SigningKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&ED25519_SEED)),
+        Algorithm::EdDsa,
+    );
+    let env_a = envelope(&images[0], 1, es256.clone())?;
+    let env_b = envelope(&images[1], 2, es256.clone())?;
+    let env_c = envelope(&images[2], 2, es256)?;
+    let factory_a = factory(&env_a, &images[0])?;
+
+    let bench = Bench {
+        bootloader: work.join("bootloader-p256"),
+        work,
+    };
+    let started = Instant::now();
+    println!("firmware device: update and confirm (A → B)");
+    bench.put_flash(&factory_a)?;
+    bench.set_update(&env_b, &images[1])?;
+    let first = bench.expect(true, 1, false, STAGED)?;
+    report.verified_boot_p256 = first
+        .number_after("hand-over at tick ")
+        .map_or(0, |t| t * TICK);
+    bench.expect(true, 2, true, CONFIRMED)?;
+    bench.expect(false, 2, false, 0)?;
+
+    println!("firmware device: an update whose self-test fails is reverted (A → C → A)");
+    bench.put_flash(&factory_a)?;
+    bench.set_update(&env_c, &images[2])?;
+    bench.expect(true, 1, false, STAGED)?;
+    bench.expect(true, 2, true, SELF_TEST_FAILED)?;
+    bench.expect(false, 1, false, 0)?;
+
+    println!("firmware device: verified boot with the Ed25519 bootloader");
+    let env_a_ed = envelope(&images[0], 1, ed25519)?;
+    bench.put_flash(&factory(&env_a_ed, &images[0])?)?;
+    let run = bench.run(&bench.work.join("bootloader-ed25519"), 0, false)?;
+    print!("{}", run.out);
+    if run.booted() != Some((1, false)) || run.status != 0 {
+        return Err(Failure(format!(
+            "firmware device: the Ed25519 bootloader did not boot image A (status {})",
+            run.status
+        )));
+    }
+    report.verified_boot_ed25519 = run
+        .number_after("hand-over at tick ")
+        .map_or(0, |t| t * TICK);
+    println!(
+        "firmware device: scenarios took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let started = Instant::now();
+    bench.set_update(&env_b, &images[1])?;
+    report.cuts = power_cuts(&bench, &factory_a)?;
+    println!(
+        "firmware device: power cuts took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(report)
+}
+
+/// The power-cut loop; (points, points followed by a verified boot).
+fn power_cuts(bench: &Bench, factory: &[u8]) -> Result<(usize, usize), Failure> {
+    // Clean runs first: where the flash writes fall, in ticks.
+    bench.put_flash(factory)?;
+    let install = bench.run(&bench.bootloader, 0, true)?;
+    let staged = bench.flash()?;
+    let swap = bench.run(&bench.bootloader, 0, true)?;
+    let (Some(w_install), Some(end_install), Some(w_swap), Some(w_confirm), Some(end_swap)) = (
+        install.window("app:"),
+        install.number_after("exit at tick "),
+        swap.window("boot:"),
+        swap.window("app:"),
+        swap.number_after("exit at tick "),
+    ) else {
+        return Err(Failure(format!(
+            "firmware device: clean runs without tick stamps:\n{}{}",
+            install.out, swap.out
+        )));
+    };
+    println!(
+        "firmware device: clean runs: install writes at ticks {}..{} of {end_install}; \
+         swap writes {}..{}, confirm {}..{} of {end_swap} (1 tick = {TICK} instructions)",
+        w_install.0, w_install.1, w_swap.0, w_swap.1, w_confirm.0, w_confirm.1
+    );
+    let mut points: Vec<(bool, u64)> = Vec::new();
+    // `n` points evenly over ticks `a..=b`; phase false: from the factory flash (the
+    // install), true: from the staged flash (the swap and the confirm).
+    let mut spread = |phase: bool, (a, b): (u64, u64), n: u64| {
+        for i in 0..n {
+            points.push((phase, a + (b + 1 - a) * i / n));
+        }
+    };
+    spread(false, w_install, CUTS_INSTALL);
+    spread(false, (1, end_install), CUTS_SPREAD);
+    spread(true, w_swap, CUTS_SWAP);
+    spread(true, w_confirm, CUTS_CONFIRM);
+    spread(true, (1, end_swap), CUTS_SPREAD);
+    points.sort_unstable();
+    points.dedup();
+
+    let mut booted = 0;
+    let mut failures = Vec::new();
+    for &(phase, tick) in &points {
+        bench.put_flash(if phase { &staged } else { factory })?;
+        let cut = bench.run(&bench.bootloader, tick, true)?;
+        match recover(bench, &cut) {
+            Ok(verified) => booted += usize::from(verified),
+            Err(why) => failures.push(format!(
+                "cut at tick {tick} ({}): {why}",
+                if phase { "swap" } else { "install" }
+            )),
+        }
+    }
+    println!(
+        "power cuts: {} points, {booted} booted a verified image",
+        points.len()
+    );
+    if !failures.is_empty() || booted != points.len() {
+        return Err(Failure(format!(
+            "firmware device: power cuts failed:\n{}",
+            failures.join("\n")
+        )));
+    }
+    Ok((points.len(), booted))
+}
+
+/// After a cut run: QEMU again on the same flash until B runs confirmed (or permanent).
+/// Whether the first boot after the cut handed over a verified image; an error if the
+/// update did not complete or a run failed.
+fn recover(bench: &Bench, cut: &Run) -> Result<bool, String> {
+    let done = |r: &Run| r.status == CONFIRMED || r.booted() == Some((2, false));
+    if cut.status != CUT && done(cut) {
+        // The cut fell after the end of the run: nothing was cut.
+        return Ok(true);
+    }
+    let mut first = None;
+    for _ in 0..RECOVERY_RUNS {
+        let run = bench.run(&bench.bootloader, 0, true).map_err(|f| f.0)?;
+        if run.out.contains("violations") && !run.out.contains("violations 0") {
+            return Err(format!("flash rule violated:\n{}", run.out));
+        }
+        let verified = run.booted().is_some();
+        first.get_or_insert(verified);
+        if !verified {
+            return Err(format!(
+                "no verified boot (status {}):\n{}",
+                run.status, run.out
+            ));
+        }
+        if done(&run) {
+            return Ok(first == Some(true));
+        }
+        if ![STAGED, CUT, 0].contains(&run.status) {
+            return Err(format!("status {}:\n{}", run.status, run.out));
+        }
+    }
+    Err(format!("B not confirmed after {RECOVERY_RUNS} runs"))
+}
+
+/// The application image with its trailer: name (8 bytes), self-test verdict, magic.
+fn tagged(app: &[u8], name: &[u8], passes: bool) -> Vec<u8> {
+    let mut image = app.to_vec();
+    let mut tag = [b' '; 8];
+    tag[..name.len()].copy_from_slice(name);
+    image.extend_from_slice(&tag);
+    image.extend_from_slice(if passes { b"pass" } else { b"fail" });
+    image.extend_from_slice(b"SCt1");
+    image
+}
+
+/// The published ES256 test key.
+fn es256_key() -> Result<Signer, Failure> {
+    let path = vectors::dir().join(vectors::SPEC).join("private_key.pem");
+    let pem = fs::read_to_string(&path).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
+    let key =
+        signing_key_from_pem(&pem).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
+    Ok(Signer::Sign(key, Algorithm::Es256))
+}
+
+/// Example 2 (fetch + install, validate by image-match, invoke) re-signed for `image`
+/// with sequence number `seq`.
+fn envelope(image: &[u8], seq: u64, signer: Signer) -> Result<Vec<u8>, Failure> {
+    let path = vectors::dir().join(vectors::SPEC).join("example2.suit");
+    let example = fs::read(&path).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
+    let env = Rewrite {
+        images: [(PLACEHOLDER_0.to_vec(), image.to_vec())]
+            .into_iter()
+            .collect(),
+        sequence_number: Some(seq),
+        signers: vec![signer],
+    }
+    .apply(&example)
+    .map_err(|e| Failure(format!("firmware device: re-signing example 2: {e}")))?;
+    if 32 + env.len() > HEADER {
+        return Err(Failure(format!(
+            "firmware device: envelope of {} B does not fit the {HEADER} B slot header",
+            env.len()
+        )));
+    }
+    Ok(env)
+}
+
+/// The flash file as a factory programmer leaves it: everything erased, the primary slot
+/// holding header, envelope and image (docs/boot.md §3).
+fn factory(envelope: &[u8], image: &[u8]) -> Result<Vec<u8>, Failure> {
+    let mut flash = vec![0xFF; FLASH_SIZE];
+    let slot = &mut flash[PRIMARY_AT..];
+    slot[..32].fill(0);
+    slot[..4].copy_from_slice(b"SCs1");
+    let len = |n: usize| u32::try_from(n).map(u32::to_le_bytes);
+    let lens = len(envelope.len()).and_then(|e| Ok((e, len(image.len())?)));
+    let (e, i) = lens.map_err(|_| Failure("firmware device: length overflow".into()))?;
+    slot[4..8].copy_from_slice(&e);
+    slot[8..12].copy_from_slice(&i);
+    slot[32..32 + envelope.len()].copy_from_slice(envelope);
+    slot[HEADER..HEADER + image.len()].copy_from_slice(image);
+    Ok(flash)
+}
