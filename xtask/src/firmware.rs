@@ -230,6 +230,21 @@ fn print_summary(r: &Report) {
             b.ram
         );
     }
+    let top: Vec<String> = d
+        .boot_by_crate
+        .iter()
+        .take(12)
+        .map(|(k, b)| format!("{k} {b}"))
+        .collect();
+    println!(
+        "firmware: bootloader ES256 .text by crate (B): {}",
+        top.join(", ")
+    );
+    println!(
+        "firmware: bootloader peak stack: ES256 {} B (update boot), Ed25519 {} B (verified \
+         boot); application {} B (install)",
+        d.stack_boot_p256, d.stack_boot_ed25519, d.stack_app
+    );
     println!(
         "firmware: application with the update agent: .text {} B ({:.1} KiB), .rodata {} B; \
          verified boot of its {} B image: ES256 {} instr, Ed25519 {} instr",

@@ -11,7 +11,8 @@
 //! - power cuts: SysTick under `-icount shift=0` ends QEMU after N ticks (40 instructions
 //!   each), in the install (the agent staging B) and in the swap and confirm; after
 //!   each cut QEMU restarts on the same file until B runs confirmed, and the first boot
-//!   after the cut must hand over a verified image.
+//!   after the cut must hand over a verified image; likewise in the revert of C, until A
+//!   runs permanent again.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -43,6 +44,8 @@ const CUTS_INSTALL: u64 = 60;
 const CUTS_SWAP: u64 = 90;
 const CUTS_CONFIRM: u64 = 20;
 const CUTS_SPREAD: u64 = 15;
+/// And in the revert of an image whose self-test failed.
+const CUTS_REVERT: u64 = 40;
 /// QEMU runs allowed after a cut before B must run confirmed.
 const RECOVERY_RUNS: usize = 4;
 /// The seed of the Ed25519 test key (a test key: the seed is public).
@@ -65,6 +68,50 @@ pub struct DeviceReport {
     pub image_len: usize,
     /// Power-cut points tried, and how many were followed by a verified boot.
     pub cuts: (usize, usize),
+    /// Peak stack of the bootloader (ES256, the update boot: verify both slots, swap,
+    /// verify) and of the Ed25519 one (verified boot), and of the application (install).
+    pub stack_boot_p256: u64,
+    /// See `stack_boot_p256`.
+    pub stack_boot_ed25519: u64,
+    /// See `stack_boot_p256`.
+    pub stack_app: u64,
+    /// The ES256 bootloader's `.text` by crate.
+    pub boot_by_crate: Vec<(String, u64)>,
+}
+
+/// `.text` of `elf` by crate: the code symbols (`arm-none-eabi-nm -S -C`, types `t`/`T`)
+/// summed by the first path segment of their demangled name (`<a::X as b::Y>::f` counts
+/// for `a`), largest first. After LTO a function inlined into another counts for the
+/// caller's crate, so this is a guide, not an exact split.
+pub fn text_by_crate(elf: &Path) -> Result<Vec<(String, u64)>, Failure> {
+    let nm = process::output(command("arm-none-eabi-nm").args(["-S", "-C"]).arg(elf))?;
+    let mut by: std::collections::BTreeMap<String, u64> = Default::default();
+    for line in String::from_utf8_lossy(&nm.stdout).lines() {
+        let mut cols = line.splitn(4, ' ');
+        let (Some(_), Some(size), Some(kind), Some(name)) =
+            (cols.next(), cols.next(), cols.next(), cols.next())
+        else {
+            continue;
+        };
+        let Ok(size) = u64::from_str_radix(size, 16) else {
+            continue;
+        };
+        if !kind.eq_ignore_ascii_case("t") {
+            continue;
+        }
+        let name = name.trim_start_matches(['<', '&']);
+        let name = ["*const ", "*mut ", "dyn ", "mut "]
+            .iter()
+            .fold(name, |n, p| n.strip_prefix(p).unwrap_or(n));
+        let krate = match name.split_once("::") {
+            Some((k, _)) if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => k,
+            _ => "(no crate path: builtins, memcpy, ...)",
+        };
+        *by.entry(krate.to_owned()).or_default() += size;
+    }
+    let mut v: Vec<_> = by.into_iter().collect();
+    v.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
+    Ok(v)
 }
 
 /// One QEMU run: exit status and console output.
@@ -93,6 +140,16 @@ impl Run {
         let (a, rest) = rest.split_once("..")?;
         let b: String = rest.chars().take_while(char::is_ascii_digit).collect();
         Some((a.parse().ok()?, b.parse().ok()?))
+    }
+
+    /// The peak stack the line starting with `prefix` reports.
+    fn stack(&self, prefix: &str) -> Option<u64> {
+        let (_, rest) = self
+            .out
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .find_map(|l| l.split_once("peak stack "))?;
+        rest.strip_suffix(" B")?.parse().ok()
     }
 
     /// The number after `marker` in the output.
@@ -227,6 +284,7 @@ pub fn run(dir: &Path) -> Result<DeviceReport, Failure> {
             .map_err(|e| Failure(format!("{}: {e}", kept.display())))?;
         builds.push(sizes(&kept)?);
     }
+    report.boot_by_crate = text_by_crate(&work.join("bootloader-p256"))?;
     report.boot_p256 = builds[0];
     report.boot_ed25519 = builds[1];
     println!(
@@ -268,7 +326,9 @@ pub fn run(dir: &Path) -> Result<DeviceReport, Failure> {
     report.verified_boot_p256 = first
         .number_after("hand-over at tick ")
         .map_or(0, |t| t * TICK);
-    bench.expect(true, 2, true, CONFIRMED)?;
+    report.stack_app = first.stack("app:").unwrap_or(0);
+    let swap = bench.expect(true, 2, true, CONFIRMED)?;
+    report.stack_boot_p256 = swap.stack("boot:").unwrap_or(0);
     bench.expect(false, 2, false, 0)?;
 
     println!("firmware device: an update whose self-test fails is reverted (A → C → A)");
@@ -292,14 +352,19 @@ pub fn run(dir: &Path) -> Result<DeviceReport, Failure> {
     report.verified_boot_ed25519 = run
         .number_after("hand-over at tick ")
         .map_or(0, |t| t * TICK);
+    report.stack_boot_ed25519 = run.stack("boot:").unwrap_or(0);
     println!(
         "firmware device: scenarios took {:.1} s",
         started.elapsed().as_secs_f64()
     );
 
     let started = Instant::now();
-    bench.set_update(&env_b, &images[1])?;
-    report.cuts = power_cuts(&bench, &factory_a)?;
+    report.cuts = power_cuts(
+        &bench,
+        &factory_a,
+        (&env_c, &images[2]),
+        (&env_b, &images[1]),
+    )?;
     println!(
         "firmware device: power cuts took {:.1} s",
         started.elapsed().as_secs_f64()
@@ -307,84 +372,171 @@ pub fn run(dir: &Path) -> Result<DeviceReport, Failure> {
     Ok(report)
 }
 
+/// Where a power-cut phase starts and when it is over.
+struct Phase {
+    /// `install`, `swap`, `revert`.
+    name: &'static str,
+    /// The flash file before the phase's run.
+    start: Vec<u8>,
+    /// Whether its runs get the update files.
+    update: bool,
+    /// The state the phase must reach: (sequence number, trial) of a boot, or the
+    /// confirm status.
+    done: fn(&Run) -> bool,
+    /// (first tick, last tick, points) to spread cuts over.
+    spans: Vec<(u64, u64, u64)>,
+}
+
+/// B runs confirmed, or permanent.
+fn b_done(r: &Run) -> bool {
+    r.status == CONFIRMED || r.booted() == Some((2, false))
+}
+
+/// A runs permanent again.
+fn a_back(r: &Run) -> bool {
+    r.booted() == Some((1, false))
+}
+
 /// The power-cut loop; (points, points followed by a verified boot).
-fn power_cuts(bench: &Bench, factory: &[u8]) -> Result<(usize, usize), Failure> {
-    // Clean runs first: where the flash writes fall, in ticks.
+fn power_cuts(
+    bench: &Bench,
+    factory: &[u8],
+    update_c: (&[u8], &[u8]),
+    update_b: (&[u8], &[u8]),
+) -> Result<(usize, usize), Failure> {
+    // Clean runs first: where the flash writes fall, in ticks. The revert's start is the
+    // file after C's failed trial (without the update files: A, once back, would stage
+    // C again).
+    bench.put_flash(factory)?;
+    bench.set_update(update_c.0, update_c.1)?;
+    bench.run(&bench.bootloader, 0, true)?;
+    bench.run(&bench.bootloader, 0, true)?;
+    let failed_trial = bench.flash()?;
+    let revert = bench.run(&bench.bootloader, 0, false)?;
+    bench.set_update(update_b.0, update_b.1)?;
     bench.put_flash(factory)?;
     let install = bench.run(&bench.bootloader, 0, true)?;
     let staged = bench.flash()?;
     let swap = bench.run(&bench.bootloader, 0, true)?;
-    let (Some(w_install), Some(end_install), Some(w_swap), Some(w_confirm), Some(end_swap)) = (
+    let (
+        Some(w_install),
+        Some(end_install),
+        Some(w_swap),
+        Some(w_confirm),
+        Some(end_swap),
+        Some(w_revert),
+        Some(end_revert),
+    ) = (
         install.window("app:"),
         install.number_after("exit at tick "),
         swap.window("boot:"),
         swap.window("app:"),
         swap.number_after("exit at tick "),
-    ) else {
+        revert.window("boot:"),
+        revert.number_after("exit at tick "),
+    )
+    else {
         return Err(Failure(format!(
-            "firmware device: clean runs without tick stamps:\n{}{}",
-            install.out, swap.out
+            "firmware device: clean runs without tick stamps:\n{}{}{}",
+            install.out, swap.out, revert.out
         )));
     };
     println!(
-        "firmware device: clean runs: install writes at ticks {}..{} of {end_install}; \
-         swap writes {}..{}, confirm {}..{} of {end_swap} (1 tick = {TICK} instructions)",
-        w_install.0, w_install.1, w_swap.0, w_swap.1, w_confirm.0, w_confirm.1
+        "firmware device: clean runs (1 tick = {TICK} instructions): install writes at ticks \
+         {}..{} of {end_install}; swap writes {}..{}, confirm {}..{} of {end_swap}; revert \
+         writes {}..{} of {end_revert}",
+        w_install.0,
+        w_install.1,
+        w_swap.0,
+        w_swap.1,
+        w_confirm.0,
+        w_confirm.1,
+        w_revert.0,
+        w_revert.1
     );
-    let mut points: Vec<(bool, u64)> = Vec::new();
-    // `n` points evenly over ticks `a..=b`; phase false: from the factory flash (the
-    // install), true: from the staged flash (the swap and the confirm).
-    let mut spread = |phase: bool, (a, b): (u64, u64), n: u64| {
-        for i in 0..n {
-            points.push((phase, a + (b + 1 - a) * i / n));
-        }
-    };
-    spread(false, w_install, CUTS_INSTALL);
-    spread(false, (1, end_install), CUTS_SPREAD);
-    spread(true, w_swap, CUTS_SWAP);
-    spread(true, w_confirm, CUTS_CONFIRM);
-    spread(true, (1, end_swap), CUTS_SPREAD);
-    points.sort_unstable();
-    points.dedup();
+    let phases = [
+        Phase {
+            name: "install",
+            start: factory.to_vec(),
+            update: true,
+            done: b_done,
+            spans: vec![
+                (w_install.0, w_install.1, CUTS_INSTALL),
+                (1, end_install, CUTS_SPREAD),
+            ],
+        },
+        Phase {
+            name: "swap",
+            start: staged,
+            update: true,
+            done: b_done,
+            spans: vec![
+                (w_swap.0, w_swap.1, CUTS_SWAP),
+                (w_confirm.0, w_confirm.1, CUTS_CONFIRM),
+                (1, end_swap, CUTS_SPREAD),
+            ],
+        },
+        Phase {
+            name: "revert",
+            start: failed_trial,
+            update: false,
+            done: a_back,
+            spans: vec![(w_revert.0, w_revert.1, CUTS_REVERT)],
+        },
+    ];
 
-    let mut booted = 0;
+    let (mut points, mut booted) = (0, 0);
     let mut failures = Vec::new();
-    for &(phase, tick) in &points {
-        bench.put_flash(if phase { &staged } else { factory })?;
-        let cut = bench.run(&bench.bootloader, tick, true)?;
-        match recover(bench, &cut) {
-            Ok(verified) => booted += usize::from(verified),
-            Err(why) => failures.push(format!(
-                "cut at tick {tick} ({}): {why}",
-                if phase { "swap" } else { "install" }
-            )),
+    for phase in &phases {
+        let mut ticks: Vec<u64> = phase
+            .spans
+            .iter()
+            .flat_map(|&(a, b, n)| (0..n).map(move |i| a + (b + 1 - a) * i / n))
+            .collect();
+        ticks.sort_unstable();
+        ticks.dedup();
+        let before = booted;
+        for &tick in &ticks {
+            bench.put_flash(&phase.start)?;
+            let cut = bench.run(&bench.bootloader, tick, phase.update)?;
+            match recover(bench, phase, &cut) {
+                Ok(verified) => booted += usize::from(verified),
+                Err(why) => {
+                    failures.push(format!("cut in the {} at tick {tick}: {why}", phase.name))
+                }
+            }
         }
+        println!(
+            "firmware device: {} cuts in the {}: {} booted a verified image",
+            ticks.len(),
+            phase.name,
+            booted - before
+        );
+        points += ticks.len();
     }
-    println!(
-        "power cuts: {} points, {booted} booted a verified image",
-        points.len()
-    );
-    if !failures.is_empty() || booted != points.len() {
+    println!("power cuts: {points} points, {booted} booted a verified image");
+    if !failures.is_empty() || booted != points {
         return Err(Failure(format!(
             "firmware device: power cuts failed:\n{}",
             failures.join("\n")
         )));
     }
-    Ok((points.len(), booted))
+    Ok((points, booted))
 }
 
-/// After a cut run: QEMU again on the same flash until B runs confirmed (or permanent).
-/// Whether the first boot after the cut handed over a verified image; an error if the
-/// update did not complete or a run failed.
-fn recover(bench: &Bench, cut: &Run) -> Result<bool, String> {
-    let done = |r: &Run| r.status == CONFIRMED || r.booted() == Some((2, false));
-    if cut.status != CUT && done(cut) {
+/// After a cut run: QEMU again on the same flash until the phase is done. Whether the
+/// first boot after the cut handed over a verified image; an error if the phase did not
+/// complete or a run failed.
+fn recover(bench: &Bench, phase: &Phase, cut: &Run) -> Result<bool, String> {
+    if cut.status != CUT && (phase.done)(cut) {
         // The cut fell after the end of the run: nothing was cut.
         return Ok(true);
     }
     let mut first = None;
     for _ in 0..RECOVERY_RUNS {
-        let run = bench.run(&bench.bootloader, 0, true).map_err(|f| f.0)?;
+        let run = bench
+            .run(&bench.bootloader, 0, phase.update)
+            .map_err(|f| f.0)?;
         if run.out.contains("violations") && !run.out.contains("violations 0") {
             return Err(format!("flash rule violated:\n{}", run.out));
         }
@@ -396,14 +548,14 @@ fn recover(bench: &Bench, cut: &Run) -> Result<bool, String> {
                 run.status, run.out
             ));
         }
-        if done(&run) {
+        if (phase.done)(&run) {
             return Ok(first == Some(true));
         }
-        if ![STAGED, CUT, 0].contains(&run.status) {
+        if ![STAGED, 0].contains(&run.status) {
             return Err(format!("status {}:\n{}", run.status, run.out));
         }
     }
-    Err(format!("B not confirmed after {RECOVERY_RUNS} runs"))
+    Err(format!("not done after {RECOVERY_RUNS} runs"))
 }
 
 /// The application image with its trailer: name (8 bytes), self-test verdict, magic.
