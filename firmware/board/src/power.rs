@@ -42,7 +42,8 @@ pub fn arm(syst: &mut SYST, cut_ticks: u64) {
     syst.enable_counter();
 }
 
-/// Ticks since [`arm`] in free-running mode.
+/// Ticks since [`arm`] in free-running mode (with a cut armed the value means nothing: the
+/// counter runs down from the cut, not from the full reload).
 pub fn ticks() -> u32 {
     FULL - SYST::get_current()
 }

@@ -12,7 +12,7 @@
 //!   each), in the install (the agent staging B) and in the swap and confirm; after
 //!   each cut QEMU restarts on the same file until B runs confirmed, and the first boot
 //!   after the cut must hand over a verified image; likewise in the revert of C, until A
-//!   runs permanent again.
+//!   runs permanent again. Every other point also cuts the first restart.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -47,7 +47,7 @@ const CUTS_SPREAD: u64 = 15;
 /// And in the revert of an image whose self-test failed.
 const CUTS_REVERT: u64 = 40;
 /// QEMU runs allowed after a cut before B must run confirmed.
-const RECOVERY_RUNS: usize = 4;
+const RECOVERY_RUNS: usize = 5;
 /// The seed of the Ed25519 test key (a test key: the seed is public).
 const ED25519_SEED: [u8; 32] = *b"suitcase firmware ed25519 seed!!";
 
@@ -127,6 +127,17 @@ impl Run {
         let seq = l.strip_prefix("boot: verified sequence ")?;
         let (n, rest) = seq.split_once(' ')?;
         Some((n.parse().ok()?, rest.starts_with("(trial)")))
+    }
+
+    /// Whether the application started and reported the sequence number the bootloader
+    /// verified: the jump reached the verified image, and it runs.
+    fn app_runs_booted(&self) -> bool {
+        let app = self
+            .out
+            .lines()
+            .find_map(|l| l.split_once(": running sequence "))
+            .and_then(|(_, r)| r.split(' ').next()?.parse::<u64>().ok());
+        app.is_some() && app == self.booted().map(|(seq, _)| seq)
     }
 
     /// Ticks `a..b` of the `flash writes at ticks a..b` the line starting with `prefix`
@@ -214,7 +225,7 @@ impl Bench {
     fn expect(&self, update: bool, seq: u64, trial: bool, status: i32) -> Result<Run, Failure> {
         let run = self.run(&self.bootloader, 0, update)?;
         print!("{}", run.out);
-        if run.booted() != Some((seq, trial)) || run.status != status {
+        if run.booted() != Some((seq, trial)) || !run.app_runs_booted() || run.status != status {
             return Err(Failure(format!(
                 "firmware device: expected a {} boot of sequence {seq} ending with status \
                  {status}, got {:?} and status {}",
@@ -385,6 +396,8 @@ struct Phase {
     done: fn(&Run) -> bool,
     /// (first tick, last tick, points) to spread cuts over.
     spans: Vec<(u64, u64, u64)>,
+    /// The clean run's last tick (second cuts are spread up to it).
+    end: u64,
 }
 
 /// B runs confirmed, or permanent.
@@ -464,6 +477,7 @@ fn power_cuts(
                 (w_install.0, w_install.1, CUTS_INSTALL),
                 (1, end_install, CUTS_SPREAD),
             ],
+            end: end_install,
         },
         Phase {
             name: "swap",
@@ -475,6 +489,7 @@ fn power_cuts(
                 (w_confirm.0, w_confirm.1, CUTS_CONFIRM),
                 (1, end_swap, CUTS_SPREAD),
             ],
+            end: end_swap,
         },
         Phase {
             name: "revert",
@@ -482,10 +497,11 @@ fn power_cuts(
             update: false,
             done: a_back,
             spans: vec![(w_revert.0, w_revert.1, CUTS_REVERT)],
+            end: end_revert,
         },
     ];
 
-    let (mut points, mut booted) = (0, 0);
+    let (mut points, mut booted, mut seconds) = (0, 0, 0);
     let mut failures = Vec::new();
     for phase in &phases {
         let mut ticks: Vec<u64> = phase
@@ -496,10 +512,14 @@ fn power_cuts(
         ticks.sort_unstable();
         ticks.dedup();
         let before = booted;
-        for &tick in &ticks {
+        for (index, &tick) in ticks.iter().enumerate() {
             bench.put_flash(&phase.start)?;
             let cut = bench.run(&bench.bootloader, tick, phase.update)?;
-            match recover(bench, phase, &cut) {
+            // Every other point: the first run after the cut is cut again, at a point
+            // spread over the whole run.
+            let second = (index % 2 == 1).then(|| 1 + tick.wrapping_mul(7919) % phase.end);
+            seconds += usize::from(second.is_some());
+            match recover(bench, phase, &cut, second) {
                 Ok(verified) => booted += usize::from(verified),
                 Err(why) => {
                     failures.push(format!("cut in the {} at tick {tick}: {why}", phase.name))
@@ -514,6 +534,10 @@ fn power_cuts(
         );
         points += ticks.len();
     }
+    println!(
+        "firmware device: {seconds} of the points cut a second time, in the first run after \
+         the cut"
+    );
     println!("power cuts: {points} points, {booted} booted a verified image");
     if !failures.is_empty() || booted != points {
         return Err(Failure(format!(
@@ -527,31 +551,34 @@ fn power_cuts(
 /// After a cut run: QEMU again on the same flash until the phase is done. Whether the
 /// first boot after the cut handed over a verified image; an error if the phase did not
 /// complete or a run failed.
-fn recover(bench: &Bench, phase: &Phase, cut: &Run) -> Result<bool, String> {
+fn recover(bench: &Bench, phase: &Phase, cut: &Run, second: Option<u64>) -> Result<bool, String> {
     if cut.status != CUT && (phase.done)(cut) {
         // The cut fell after the end of the run: nothing was cut.
         return Ok(true);
     }
-    let mut first = None;
-    for _ in 0..RECOVERY_RUNS {
+    for i in 0..RECOVERY_RUNS {
+        let again = if i == 0 { second.unwrap_or(0) } else { 0 };
         let run = bench
-            .run(&bench.bootloader, 0, phase.update)
+            .run(&bench.bootloader, again, phase.update)
             .map_err(|f| f.0)?;
         if run.out.contains("violations") && !run.out.contains("violations 0") {
             return Err(format!("flash rule violated:\n{}", run.out));
         }
-        let verified = run.booted().is_some();
-        first.get_or_insert(verified);
-        if !verified {
+        if run.status == CUT && again != 0 {
+            // Cut again (before or after the hand-over): the next run is the boot that
+            // must verify and run.
+            continue;
+        }
+        if !run.app_runs_booted() {
             return Err(format!(
                 "no verified boot (status {}):\n{}",
                 run.status, run.out
             ));
         }
         if (phase.done)(&run) {
-            return Ok(first == Some(true));
+            return Ok(true);
         }
-        if ![STAGED, 0].contains(&run.status) {
+        if ![STAGED, CUT, 0].contains(&run.status) {
             return Err(format!("status {}:\n{}", run.status, run.out));
         }
     }
@@ -616,4 +643,61 @@ fn factory(envelope: &[u8], image: &[u8]) -> Result<Vec<u8>, Failure> {
     slot[32..32 + envelope.len()].copy_from_slice(envelope);
     slot[HEADER..HEADER + image.len()].copy_from_slice(image);
     Ok(flash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RUN: &str = "boot: verified sequence 2 (trial), 70688 B; flash writes at ticks 5..9; \
+                       hand-over at tick 12; peak stack 10592 B\n\
+                       app B       : running sequence 2 on trial\n\
+                       app: self-test passed, confirmed\n\
+                       app: flash writes at ticks 20..30; exit at tick 31, flash rule \
+                       violations 0; peak stack 2112 B\n";
+
+    fn run(out: &str) -> Run {
+        Run {
+            status: CONFIRMED,
+            out: out.to_owned(),
+        }
+    }
+
+    #[test]
+    fn parses_the_boot_and_app_lines() {
+        let r = run(RUN);
+        assert_eq!(r.booted(), Some((2, true)));
+        assert!(r.app_runs_booted());
+        assert_eq!(r.window("boot:"), Some((5, 9)));
+        assert_eq!(r.window("app:"), Some((20, 30)));
+        assert_eq!(r.stack("boot:"), Some(10592));
+        assert_eq!(r.stack("app:"), Some(2112));
+        assert_eq!(r.number_after("hand-over at tick "), Some(12));
+        assert!(b_done(&r));
+        assert!(!a_back(&r));
+    }
+
+    #[test]
+    fn an_app_running_another_sequence_is_not_the_verified_image() {
+        let r = run(&RUN.replace("running sequence 2", "running sequence 1"));
+        assert!(!r.app_runs_booted());
+        let r = run(&RUN.replace("app B       : running sequence 2 on trial\n", ""));
+        assert!(!r.app_runs_booted());
+        assert_eq!(run("boot: no bootable image").booted(), None);
+    }
+
+    #[test]
+    fn trailer_and_factory_layout() {
+        let image = tagged(&[1, 2, 3], b"C", false);
+        assert_eq!(&image[3..], b"C       failSCt1");
+        let flash = factory(&[0xAA; 5], &image).expect("fits");
+        assert_eq!(flash.len(), FLASH_SIZE);
+        let slot = &flash[PRIMARY_AT..];
+        assert_eq!(&slot[..12], b"SCs1\x05\0\0\0\x13\0\0\0");
+        assert!(slot[12..32].iter().all(|&b| b == 0));
+        assert_eq!(&slot[32..37], &[0xAA; 5]);
+        assert!(slot[37..HEADER].iter().all(|&b| b == 0xFF));
+        assert_eq!(&slot[HEADER..HEADER + image.len()], &image[..]);
+        assert!(flash[..PRIMARY_AT].iter().all(|&b| b == 0xFF));
+    }
 }
