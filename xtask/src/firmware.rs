@@ -31,6 +31,8 @@ const QEMU_TIMEOUT: Duration = Duration::from_secs(120);
 pub const EXAMPLE3_FULL: &str = "processor::example3_update_slot1";
 /// The device test that runs only the COSE verification of the same envelope.
 pub const EXAMPLE3_VERIFY: &str = "processor::example3_verify_only";
+/// The device test that hashes what example 3's update hashes (manifest and image B).
+pub const EXAMPLE3_HASHING: &str = "digest::example3_update_hashing";
 /// The device test that runs only `authenticate` on the same envelope.
 pub const EXAMPLE3_AUTHENTICATE: &str = "processor::example3_authenticate_only";
 
@@ -255,6 +257,27 @@ fn print_summary(r: &Report) {
         d.verified_boot_p256,
         d.verified_boot_ed25519
     );
+    println!(
+        "firmware: timed in the application: COSE verify ES256 {} instr (authenticate {}), \
+         Ed25519 {} instr (authenticate {})",
+        d.verify_p256, d.authenticate_p256, d.verify_ed25519, d.authenticate_ed25519
+    );
+    if let (Some(full), Some(verify), Some(hashing)) = (
+        r.test(EXAMPLE3_FULL),
+        r.test(EXAMPLE3_VERIFY),
+        r.test(EXAMPLE3_HASHING),
+    ) {
+        let own = full
+            .instructions
+            .saturating_sub(verify.instructions + hashing.instructions);
+        let share = |of: u64| 100.0 * own as f64 / of.max(1) as f64;
+        println!(
+            "firmware: the processor's own cost (example 3: full - verify - hashing) {own} instr \
+             = {:.2} % of an ES256 verify, {:.2} % of an Ed25519 verify (goal: <= 2 %)",
+            share(verify.instructions),
+            share(d.verify_ed25519)
+        );
+    }
     if let Some(w) = r.worst_processor_stack() {
         println!(
             "firmware: worst-case stack of the processor tests: {} B ({})",

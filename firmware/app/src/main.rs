@@ -13,6 +13,7 @@
 //! | trial boot, self-test passes | `Updater::confirm` | [`EXIT_CONFIRMED`] |
 //! | trial boot, self-test fails | nothing (the next boot reverts) | [`EXIT_SELF_TEST_FAILED`] |
 //! | permanent, `update=` and `payload=` given | `Updater::install` (authenticate, fetch the payload into the staging slot, request a test swap) | [`EXIT_STAGED`], or [`EXIT_REFUSED`] |
+//! | permanent, `update=` and `measure=1` given | time the envelope's COSE verification and `authenticate` | 0 |
 //! | otherwise | nothing | 0 |
 //!
 //! Each exit is the "reset" after which xtask starts QEMU again on the same flash file.
@@ -26,10 +27,13 @@ use board::{BootInfo, COMPONENT, IDENTITY, LAYOUT, RAM_IMAGE, power};
 use cortex_m_rt::entry;
 use suitcase_boot::Mode;
 use suitcase_boot::update::{Agent, InstallError, Updater};
+use suitcase_processor::authenticate;
+use suitcase_processor::cose::CoseMessage;
 use suitcase_processor::platform::{
     Fetch, FetchError, NoClock, NoDecryptionKeys, NoPolicy, StaticKeys, TrustAnchor,
 };
 use suitcase_processor::report::NoReport;
+use suitcase_processor::suit::Envelope;
 
 /// The trial image passed its self-test and confirmed itself.
 const EXIT_CONFIRMED: u32 = 20;
@@ -110,6 +114,8 @@ fn main() -> ! {
     ]);
     let status = if info.trial {
         trial(&mut flash, verdict == b"pass")
+    } else if let (Some(update), Some(b"1")) = (cmd.value(b"update"), cmd.value(b"measure")) {
+        measure(update)
     } else if let (Some(update), Some(payload)) = (cmd.value(b"update"), cmd.value(b"payload")) {
         install(&mut flash, update, payload)
     } else {
@@ -149,15 +155,67 @@ fn trial(flash: &mut HostFlash<'_>, self_test_passed: bool) -> u32 {
     }
 }
 
+/// Reads the envelope in file `path`; its length.
+fn read_envelope(path: &[u8], envelope: &mut [u8]) -> Option<usize> {
+    let f = File::open_read(path)?;
+    let n = f.read(envelope);
+    f.close();
+    n
+}
+
+/// Times, on the device, the COSE verification of the envelope in file `path` alone (the
+/// key already decoded) and `authenticate` (envelope decode, manifest digest, COSE
+/// verify, manifest decode): instructions, to within one 40-instruction tick.
+#[inline(never)] // its buffers must not add to the other paths' stack figures
+fn measure(path: &[u8]) -> u32 {
+    let mut envelope = [0u8; ENVELOPE_MAX];
+    let Some(envelope) = read_envelope(path, &mut envelope).and_then(|n| envelope.get(..n)) else {
+        return EXIT_REFUSED;
+    };
+    let (Some(key), Some(anchor)) = (board::anchor(), board::anchor()) else {
+        return EXIT_SETUP;
+    };
+    let Ok(env) = Envelope::decode(envelope) else {
+        return EXIT_REFUSED;
+    };
+    let Some(Ok(msg)) = env.auth.blocks().next().map(CoseMessage::decode) else {
+        return EXIT_REFUSED;
+    };
+    let t0 = power::ticks();
+    let verified = key.verify(&msg, env.auth.signed_payload).is_ok();
+    let t1 = power::ticks();
+    let anchors = [TrustAnchor {
+        key: anchor,
+        kid: None,
+    }];
+    let keys = StaticKeys {
+        anchors: &anchors,
+        rules: &[],
+    };
+    let t2 = power::ticks();
+    let authenticated = authenticate(envelope, &keys).is_ok();
+    let t3 = power::ticks();
+    let per_tick = u64::from(power::INSTRUCTIONS_PER_TICK);
+    line(&[
+        Part::S("app: measured: COSE verify "),
+        Part::N(u64::from(t1 - t0) * per_tick),
+        Part::S(" instr, authenticate "),
+        Part::N(u64::from(t3 - t2) * per_tick),
+        Part::S(" instr"),
+    ]);
+    if verified && authenticated {
+        0
+    } else {
+        EXIT_REFUSED
+    }
+}
+
 /// The update agent: read the envelope, authenticate it, fetch the payload into the
 /// staging slot through the processor's update procedure, request a test swap.
+#[inline(never)]
 fn install(flash: &mut HostFlash<'_>, update: &[u8], payload: &[u8]) -> u32 {
     let mut envelope = [0u8; ENVELOPE_MAX];
-    let Some(len) = File::open_read(update).and_then(|f| {
-        let n = f.read(&mut envelope);
-        f.close();
-        n
-    }) else {
+    let Some(len) = read_envelope(update, &mut envelope) else {
         line(&[Part::S("app: cannot read the update")]);
         return EXIT_REFUSED;
     };

@@ -75,6 +75,14 @@ pub struct DeviceReport {
     pub stack_boot_ed25519: u64,
     /// See `stack_boot_p256`.
     pub stack_app: u64,
+    /// COSE verification alone, ES256, instructions (key decoded before).
+    pub verify_p256: u64,
+    /// `authenticate`, ES256.
+    pub authenticate_p256: u64,
+    /// COSE verification alone, Ed25519.
+    pub verify_ed25519: u64,
+    /// `authenticate`, Ed25519.
+    pub authenticate_ed25519: u64,
     /// The ES256 bootloader's `.text` by crate.
     pub boot_by_crate: Vec<(String, u64)>,
 }
@@ -187,11 +195,36 @@ impl Bench {
     /// Runs the bootloader in QEMU on `work/flash.img`, with `cut` ticks (0: none) and
     /// the update files if `update`.
     fn run(&self, bootloader: &Path, cut: u64, update: bool) -> Result<Run, Failure> {
-        let mut cfg =
-            format!("enable=on,target=native,arg=flash=flash.img,arg=cut={cut:0CUT_DIGITS$}");
-        if update {
-            cfg.push_str(",arg=update=update.suit,arg=payload=update.bin");
+        let files = if update {
+            ",arg=update=update.suit,arg=payload=update.bin"
+        } else {
+            ""
+        };
+        self.qemu(bootloader, cut, files)
+    }
+
+    /// A run in which the (permanent) application times the COSE verification and
+    /// `authenticate` of `update.suit`: (verify, authenticate) instructions.
+    fn measure(&self, bootloader: &Path) -> Result<(u64, u64), Failure> {
+        let run = self.qemu(bootloader, 0, ",arg=update=update.suit,arg=measure=1")?;
+        print!("{}", run.out);
+        match (
+            run.status,
+            run.number_after("COSE verify "),
+            run.number_after("authenticate "),
+        ) {
+            (0, Some(v), Some(a)) => Ok((v, a)),
+            _ => Err(Failure(format!(
+                "firmware device: the measuring run failed (status {})",
+                run.status
+            ))),
         }
+    }
+
+    /// QEMU with the bootloader, `cut` and further semihosting arguments `args`.
+    fn qemu(&self, bootloader: &Path, cut: u64, args: &str) -> Result<Run, Failure> {
+        let cfg =
+            format!("enable=on,target=native,arg=flash=flash.img,arg=cut={cut:0CUT_DIGITS$}{args}");
         // `timeout`: a guest that never exits is a failure, not a hang.
         let out = Command::new("timeout")
             .current_dir(&self.work)
@@ -255,46 +288,55 @@ pub fn write_ed25519_key(generated: &Path) -> Result<(), Failure> {
     write(&path, &public)
 }
 
+/// Builds `package` with `extra` cargo arguments and copies its ELF to
+/// `work/<package>-<name>`.
+fn build_kept(
+    dir: &Path,
+    work: &Path,
+    package: &str,
+    name: &str,
+    extra: &[&str],
+) -> Result<PathBuf, Failure> {
+    let mut args = vec!["build", "--release", "--package", package];
+    args.extend_from_slice(extra);
+    process::run(&mut debian_cargo(dir, &args))?;
+    let kept = work.join(format!("{package}-{name}"));
+    fs::copy(elf_path(dir, package), &kept)
+        .map_err(|e| Failure(format!("{}: {e}", kept.display())))?;
+    Ok(kept)
+}
+
+/// The loadable bytes of `elf` (`objcopy -O binary`: vector table, code, constants, the
+/// load image of `.data`).
+fn binary(elf: &Path) -> Result<Vec<u8>, Failure> {
+    let bin = elf.with_extension("bin");
+    process::run(
+        command("arm-none-eabi-objcopy")
+            .args(["-O", "binary"])
+            .arg(elf)
+            .arg(&bin),
+    )?;
+    fs::read(&bin).map_err(|e| Failure(format!("{}: {e}", bin.display())))
+}
+
 /// Builds, measures and runs the device half.
 pub fn run(dir: &Path) -> Result<DeviceReport, Failure> {
     let work = dir.join("target").join("device");
     fs::create_dir_all(&work).map_err(|e| Failure(format!("{}: {e}", work.display())))?;
     let mut report = DeviceReport::default();
 
-    // One package, one feature set per build (README: features unify across a build).
+    // One package, one feature set per build (README: features unify across a build);
+    // each ELF is copied out before the next build replaces it.
     let started = Instant::now();
-    process::run(&mut debian_cargo(
-        dir,
-        &["build", "--release", "--package", "app"],
-    ))?;
-    let app_elf = elf_path(dir, "app");
+    const ED25519: &[&str] = &["--no-default-features", "--features", "ed25519"];
+    let app_elf = build_kept(dir, &work, "app", "p256", &[])?;
+    let app_ed_elf = build_kept(dir, &work, "app", "ed25519", ED25519)?;
+    let boot_p256 = build_kept(dir, &work, "bootloader", "p256", &[])?;
+    let boot_ed25519 = build_kept(dir, &work, "bootloader", "ed25519", ED25519)?;
     report.app = sizes(&app_elf)?;
-    let app_bin = work.join("app.bin");
-    process::run(
-        command("arm-none-eabi-objcopy")
-            .args(["-O", "binary"])
-            .arg(&app_elf)
-            .arg(&app_bin),
-    )?;
-    let app = fs::read(&app_bin).map_err(|e| Failure(format!("{}: {e}", app_bin.display())))?;
-
-    let mut builds = Vec::new();
-    for (name, extra) in [
-        ("p256", &[][..]),
-        (
-            "ed25519",
-            &["--no-default-features", "--features", "ed25519"][..],
-        ),
-    ] {
-        let mut args = vec!["build", "--release", "--package", "bootloader"];
-        args.extend_from_slice(extra);
-        process::run(&mut debian_cargo(dir, &args))?;
-        // The next build replaces the ELF: keep each.
-        let kept = work.join(format!("bootloader-{name}"));
-        fs::copy(elf_path(dir, "bootloader"), &kept)
-            .map_err(|e| Failure(format!("{}: {e}", kept.display())))?;
-        builds.push(sizes(&kept)?);
-    }
+    let app = binary(&app_elf)?;
+    let app_ed = binary(&app_ed_elf)?;
+    let builds = [sizes(&boot_p256)?, sizes(&boot_ed25519)?];
     report.boot_by_crate = text_by_crate(&work.join("bootloader-p256"))?;
     report.boot_p256 = builds[0];
     report.boot_ed25519 = builds[1];
@@ -348,6 +390,17 @@ pub fn run(dir: &Path) -> Result<DeviceReport, Failure> {
     bench.expect(true, 1, false, STAGED)?;
     bench.expect(true, 2, true, SELF_TEST_FAILED)?;
     bench.expect(false, 1, false, 0)?;
+
+    println!("firmware device: signature verification and authenticate timed in the application");
+    bench.put_flash(&factory_a)?;
+    bench.set_update(&env_b, &images[1])?;
+    (report.verify_p256, report.authenticate_p256) = bench.measure(&bench.bootloader)?;
+    let image_ed = tagged(&app_ed, b"A-ed", true);
+    let env_ed = envelope(&image_ed, 1, ed25519.clone())?;
+    bench.put_flash(&factory(&env_ed, &image_ed)?)?;
+    bench.set_update(&env_ed, &image_ed)?;
+    (report.verify_ed25519, report.authenticate_ed25519) =
+        bench.measure(&bench.work.join("bootloader-ed25519"))?;
 
     println!("firmware device: verified boot with the Ed25519 bootloader");
     let env_a_ed = envelope(&images[0], 1, ed25519)?;
