@@ -6,7 +6,8 @@
 //! - makes the images (one application build + a 16-byte trailer: A, B, and C whose
 //!   self-test fails), their envelopes (example 2 re-signed: install by fetch, validate
 //!   by image-match, invoke) and a factory flash file (image A in the primary slot);
-//! - update and confirm; an update whose self-test fails, reverted;
+//! - update and confirm; an update whose self-test fails, reverted; a staged image altered
+//!   in the flash file, refused;
 //! - Ed25519: a verified boot with the Ed25519 bootloader;
 //! - power cuts: SysTick under `-icount shift=0` ends QEMU after N ticks (40 instructions
 //!   each), in the install (the agent staging B) and in the swap and confirm; after
@@ -30,6 +31,7 @@ use crate::process::{self, Failure, command};
 const SECTOR: usize = 4096;
 const FLASH_SIZE: usize = (2 + 2 + 32 + 33) * SECTOR;
 const PRIMARY_AT: usize = 4 * SECTOR;
+const SECONDARY_AT: usize = 36 * SECTOR;
 const HEADER: usize = 1024;
 /// Largest image the primary slot takes (32 units minus the header).
 const MAX_IMAGE: usize = 32 * SECTOR - HEADER;
@@ -390,6 +392,24 @@ pub fn run(dir: &Path) -> Result<DeviceReport, Failure> {
     bench.expect(true, 1, false, STAGED)?;
     bench.expect(true, 2, true, SELF_TEST_FAILED)?;
     bench.expect(false, 1, false, 0)?;
+
+    println!("firmware device: a staged image altered in flash is refused (A keeps running)");
+    bench.put_flash(&factory_a)?;
+    bench.set_update(&env_b, &images[1])?;
+    bench.expect(true, 1, false, STAGED)?;
+    let mut flash = bench.flash()?;
+    // One bit of the staged image's last byte (secondary slot, unit 1, after the header).
+    let last = SECONDARY_AT + SECTOR + HEADER + images[1].len() - 1;
+    flash[last] ^= 0x01;
+    bench.put_flash(&flash)?;
+    let refused = bench.run(&bench.bootloader, 0, false)?;
+    print!("{}", refused.out);
+    if refused.booted() != Some((1, false)) || !refused.app_runs_booted() || refused.status != 0 {
+        return Err(Failure(format!(
+            "firmware device: the altered staged image was not refused (status {})",
+            refused.status
+        )));
+    }
 
     println!("firmware device: signature verification and authenticate timed in the application");
     bench.put_flash(&factory_a)?;
