@@ -2,13 +2,14 @@
 //! application with the update agent (`firmware/app`) on QEMU mps2-an386, over a flash
 //! file that survives QEMU runs (docs/boot.md §10).
 //!
-//! - builds both (ES256), and the bootloader again with Ed25519, and measures them;
+//! - builds both with ES256, then both with Ed25519, and measures them;
 //! - makes the images (one application build + a 16-byte trailer: A, B, and C whose
 //!   self-test fails), their envelopes (example 2 re-signed: install by fetch, validate
 //!   by image-match, invoke) and a factory flash file (image A in the primary slot);
 //! - update and confirm; an update whose self-test fails, reverted; a staged image altered
 //!   in the flash file, refused;
-//! - Ed25519: a verified boot with the Ed25519 bootloader;
+//! - the COSE verification and `authenticate` timed inside the application (ES256 and
+//!   Ed25519), and a verified boot with the Ed25519 bootloader;
 //! - power cuts: SysTick under `-icount shift=0` ends QEMU after N ticks (40 instructions
 //!   each), in the install (the agent staging B) and in the swap and confirm; after
 //!   each cut QEMU restarts on the same file until B runs confirmed, and the first boot
@@ -48,7 +49,8 @@ const CUTS_CONFIRM: u64 = 20;
 const CUTS_SPREAD: u64 = 15;
 /// And in the revert of an image whose self-test failed.
 const CUTS_REVERT: u64 = 40;
-/// QEMU runs allowed after a cut before B must run confirmed.
+/// QEMU runs allowed after a cut before the phase must be done (install: stage again,
+/// swap, confirm; a second cut adds one).
 const RECOVERY_RUNS: usize = 5;
 /// The seed of the Ed25519 test key (a test key: the seed is public).
 const ED25519_SEED: [u8; 32] = *b"suitcase firmware ed25519 seed!!";
