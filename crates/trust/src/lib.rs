@@ -37,7 +37,7 @@ use suitcase_cose::{Algorithm, CoseMessage, VerifyingKey};
 use suitcase_processor::platform::{KeyStore, Policy, Role, Rule, TrustAnchor};
 
 pub use area::{Area, Copy as CopyIndex, HEADER_LEN};
-pub use staging::{Staging, TRUST_STORE_COMPONENT};
+pub use staging::{Staging, TRUST_STORE_COMPONENT, UpdateCheck, staging};
 
 /// Most keys one store holds.
 pub const MAX_KEYS: usize = 16;

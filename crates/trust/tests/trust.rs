@@ -16,7 +16,7 @@ use suitcase_processor::{AuthError, Error, Platform, authenticate};
 use suitcase_testkit::build::{bytes, encode, int, manifest, params, seq, wrap};
 use suitcase_testkit::resign::bstr_encoding;
 use suitcase_trust::build::{KeySpec, StoreSpec, assemble, encode_body, sign};
-use suitcase_trust::{Area, Clause, Family, Staging, Store, TrustError, role};
+use suitcase_trust::{Area, Clause, Family, Store, TrustError, role};
 
 // ---------------------------------------------------------------------------------------
 // Keys and stores.
@@ -404,7 +404,7 @@ impl Device {
         let mut inner = MemoryStorage {
             components: &mut comps,
         };
-        let mut staging = Staging::new(&mut inner, &store, &mut staged);
+        let mut staging = suitcase_trust::staging(&mut inner, &store, &mut staged);
         let identity = StaticIdentity {
             vendor: [0; 16],
             class: [0; 16],
@@ -423,7 +423,7 @@ impl Device {
             policy: &mut NoPolicy,
             dependencies: None,
         });
-        let new_store = staging.staged().map(<[u8]>::to_vec);
+        let new_store = staging.accepted().map(<[u8]>::to_vec);
         self.fw_len = comps[0].len;
         r?;
         if let Some(s) = new_store {
