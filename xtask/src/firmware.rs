@@ -16,6 +16,7 @@ use crate::process::{self, Failure, command, require};
 use crate::{root, vectors};
 
 mod device;
+mod stage1;
 
 /// The firmware target (mps2-an386 has a Cortex-M4F).
 const TARGET: &str = "thumbv7em-none-eabihf";
@@ -89,6 +90,8 @@ pub struct Report {
     pub probe_all: Sizes,
     /// The bootloader and the application with the update agent on the device.
     pub device: device::DeviceReport,
+    /// The first stage of the updatable bootloader.
+    pub stage1: Sizes,
 }
 
 impl Report {
@@ -177,11 +180,13 @@ pub fn build_and_measure() -> Result<Report, Failure> {
     );
 
     let device = device::run(&dir)?;
+    let stage1 = stage1::run(&dir)?;
     let report = Report {
         tests,
         probe_p256,
         probe_all,
         device,
+        stage1,
     };
     print_summary(&report);
     println!("firmware: done in {:.1} s", total.elapsed().as_secs_f64());
@@ -220,6 +225,14 @@ fn print_summary(r: &Report) {
         a.rodata,
         a.text.saturating_sub(p.text),
         a.rodata.saturating_sub(p.rodata)
+    );
+    println!(
+        "firmware: first stage of the updatable bootloader (SHA-256 + Ed25519 with salty + \
+         the choice table; compact SHA-2): .text + vectors {} B ({:.1} KiB; goal for a verifying \
+         bootloader <= 16 KiB), .rodata {} B; run in QEMU: the choice table passed",
+        r.stage1.text,
+        kib(r.stage1.text),
+        r.stage1.rodata
     );
     let d = &r.device;
     for (name, b) in [("ES256", d.boot_p256), ("Ed25519", d.boot_ed25519)] {
@@ -322,22 +335,24 @@ fn elf_path(dir: &Path, binary: &str) -> PathBuf {
     dir.join("target").join(TARGET).join("release").join(binary)
 }
 
+/// The size of one section, from `arm-none-eabi-size -A` (0 when absent).
+fn section(elf: &Path, name: &str) -> Result<u64, Failure> {
+    let sysv = process::output(command("arm-none-eabi-size").arg("-A").arg(elf))?;
+    Ok(String::from_utf8_lossy(&sysv.stdout)
+        .lines()
+        .find_map(|l| {
+            let mut cols = l.split_whitespace();
+            (cols.next() == Some(name)).then(|| cols.next()?.parse::<u64>().ok())?
+        })
+        .unwrap_or(0))
+}
+
 /// Section sizes from `arm-none-eabi-size -A`.
 fn sizes(elf: &Path) -> Result<Sizes, Failure> {
-    let sysv = process::output(command("arm-none-eabi-size").arg("-A").arg(elf))?;
-    let sysv = String::from_utf8_lossy(&sysv.stdout);
-    let section = |name: &str| {
-        sysv.lines()
-            .find_map(|l| {
-                let mut cols = l.split_whitespace();
-                (cols.next() == Some(name)).then(|| cols.next()?.parse::<u64>().ok())?
-            })
-            .unwrap_or(0)
-    };
     Ok(Sizes {
-        text: section(".text"),
-        rodata: section(".rodata"),
-        ram: section(".data") + section(".bss"),
+        text: section(elf, ".text")?,
+        rodata: section(elf, ".rodata")?,
+        ram: section(elf, ".data")? + section(elf, ".bss")?,
     })
 }
 
