@@ -15,6 +15,7 @@ mod names;
 mod output;
 mod pkcs11;
 mod process;
+mod serve;
 mod sign;
 mod verify;
 
@@ -64,6 +65,8 @@ enum Command {
     Device(device::Args),
     /// Dry run: run an envelope's sequences against components kept as files in DIR.
     Process(process::Args),
+    /// The fleet update server: releases, devices, campaigns over HTTP (docs/server.md).
+    Serve(serve::Args),
 }
 
 impl Command {
@@ -80,6 +83,7 @@ impl Command {
             Command::Device(_) => "device",
             Command::Encrypt(_) => "encrypt",
             Command::Process(_) => "process",
+            Command::Serve(_) => "serve",
         }
     }
 }
@@ -115,6 +119,7 @@ fn main() -> ExitCode {
         Command::Device(args) => device::run(args, &mut out),
         Command::Encrypt(args) => encrypt::run(args, &mut out),
         Command::Process(args) => process::run(args, &mut out),
+        Command::Serve(args) => serve::run(args, &mut out),
     }
     .and_then(|()| out.flush().map_err(anyhow::Error::from));
     match result {
