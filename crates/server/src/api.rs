@@ -93,6 +93,7 @@ impl<T: DeserializeOwned> FromRequest<State> for ApiJson<T> {
     async fn from_request(req: Request, state: &State) -> Result<Self, ApiError> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::TooLarge),
             Err(e) => Err(ApiError::bad(e.body_text())),
         }
     }

@@ -30,6 +30,9 @@ pub enum ApiError {
     /// The request is well-formed but refused, e.g. an envelope a device would refuse (422).
     #[error("{0}")]
     Rejected(String),
+    /// The body is larger than this route takes (413).
+    #[error("request body too large")]
+    TooLarge,
     /// The request conflicts with the current state (409).
     #[error("conflict: {0}")]
     Conflict(String),
@@ -57,6 +60,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::Database(_) | ApiError::Storage(_) | ApiError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
