@@ -53,7 +53,7 @@ impl Fleet {
         let author_key = p256_key(7);
         let state = State::open(Config {
             data: dir.path().to_path_buf(),
-            database: None,
+            database: database_for(dir.path()).await,
             trust_anchors: vec![OwnedVerifyingKey::P256(*author_key.verifying_key())],
             require: None,
             max_upload,
@@ -276,6 +276,37 @@ pub fn enrol_body(
         "id": id, "public_key": pem, "vendor_id": uuid(&VENDOR), "class_id": uuid(&CLASS),
         "proof": hex::encode(sign(signer, &signed)), "nonce": nonce,
     })
+}
+
+/// The database of a test: the SQLite file in its directory (`None`), or, when
+/// `SUITCASE_TEST_POSTGRES` names a PostgreSQL server (`postgres://user@host:port`), a
+/// database of its own there, named after the directory so that a restart finds it again.
+async fn database_for(dir: &std::path::Path) -> Option<String> {
+    use sqlx::Connection as _;
+    let server = std::env::var("SUITCASE_TEST_POSTGRES").ok()?;
+    let name = format!(
+        "suitcase_{}",
+        hex::encode(
+            &<sha2::Sha256 as sha2::Digest>::digest(dir.as_os_str().as_encoded_bytes())[..8]
+        )
+    );
+    sqlx::any::install_default_drivers();
+    let mut admin = sqlx::AnyConnection::connect(&format!("{server}/postgres"))
+        .await
+        .unwrap();
+    let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(&name)
+        .fetch_optional(&mut admin)
+        .await
+        .unwrap();
+    if exists.is_none() {
+        // The name is hex made here: no injection.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+    Some(format!("{server}/{name}"))
 }
 
 /// The payload every test release installs.
