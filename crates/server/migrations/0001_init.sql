@@ -23,6 +23,8 @@ CREATE TABLE releases (
     -- The manifest digest of the authentication wrapper (hex), as reports name it.
     manifest_digest TEXT NOT NULL,
     size BIGINT NOT NULL,
+    -- JSON array of the SHA-256 digests (hex) of the images the manifest names.
+    images TEXT NOT NULL,
     created_by TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     UNIQUE (vendor_id, class_id, sequence_number)

@@ -330,6 +330,7 @@ async fn check_in(
                 ("suit-campaign", &offer.campaign_id),
                 ("suit-release", &offer.release_id),
                 ("suit-report-nonce", &offer.nonce),
+                ("suit-payloads", &offer.payloads),
             ] {
                 headers.insert(
                     name,

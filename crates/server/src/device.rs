@@ -60,6 +60,8 @@ pub(crate) struct Offer {
     pub(crate) release_id: String,
     pub(crate) nonce: String,
     pub(crate) envelope: Vec<u8>,
+    /// SHA-256 digests (hex) of the images the manifest names, comma-separated.
+    pub(crate) payloads: String,
 }
 
 /// A device as shown to operators and to itself.
@@ -380,8 +382,8 @@ impl State {
             .fetch_optional(pool)
             .await?;
             let Some((state, nonce)) = row else { continue };
-            let (release_seq, envelope_sha): (i64, String) = sqlx::query_as(
-                "SELECT sequence_number, envelope_sha256 FROM releases WHERE id = $1",
+            let (release_seq, envelope_sha, images): (i64, String, String) = sqlx::query_as(
+                "SELECT sequence_number, envelope_sha256, images FROM releases WHERE id = $1",
             )
             .bind(&release_id)
             .fetch_one(pool)
@@ -419,11 +421,13 @@ impl State {
                 _ => continue,
             };
             let envelope = self.inner.blobs.get(&envelope_sha).await?;
+            let payloads: Vec<String> = serde_json::from_str(&images).unwrap_or_default();
             return Ok(Some(Offer {
                 campaign_id: cid,
                 release_id,
                 nonce,
                 envelope,
+                payloads: payloads.join(","),
             }));
         }
         Ok(None)

@@ -159,10 +159,12 @@ impl State {
 macro_rules! release_columns {
     () => {
         "id, name, vendor_id, class_id, sequence_number, envelope_sha256, \
-     manifest_digest, size, created_by, created_at"
+     manifest_digest, size, images, created_by, created_at"
     };
 }
 
+/// id, name, vendor_id, class_id, sequence_number, envelope_sha256, manifest_digest, size,
+/// images, created_by, created_at.
 type ReleaseRow = (
     String,
     String,
@@ -173,18 +175,26 @@ type ReleaseRow = (
     String,
     i64,
     String,
+    String,
     i64,
 );
 
-fn release_json(r: ReleaseRow) -> serde_json::Value {
-    serde_json::json!({
-        "id": r.0, "name": r.1, "vendor_id": r.2, "class_id": r.3, "sequence_number": r.4,
-        "envelope_sha256": r.5, "manifest_digest": r.6, "size": r.7, "created_by": r.8,
-        "created_at": r.9,
-    })
-}
-
 impl State {
+    /// A release row as shown, with each image and whether its payload is uploaded.
+    async fn release_json(&self, r: ReleaseRow) -> Result<serde_json::Value, ApiError> {
+        let digests: Vec<String> = serde_json::from_str(&r.8).unwrap_or_default();
+        let mut images = Vec::new();
+        for d in digests {
+            let uploaded = self.inner.blobs.exists(&d).await?;
+            images.push(serde_json::json!({ "sha256": d, "uploaded": uploaded }));
+        }
+        Ok(serde_json::json!({
+            "id": r.0, "name": r.1, "vendor_id": r.2, "class_id": r.3, "sequence_number": r.4,
+            "envelope_sha256": r.5, "manifest_digest": r.6, "size": r.7, "images": images,
+            "created_by": r.9, "created_at": r.10,
+        }))
+    }
+
     /// Checks and stores a release; returns it as shown.
     pub(crate) async fn create_release(
         &self,
@@ -204,10 +214,12 @@ impl State {
         let checked = self.check_release(envelope, &vendor, &class).await?;
         let sha = self.inner.blobs.put(envelope).await?;
         let id = format!("rel-{}", crate::random_hex(8)?);
+        let images = serde_json::to_string(&checked.images)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
         sqlx::query(concat!(
             "INSERT INTO releases (",
             release_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(&id)
         .bind(name.to_string())
@@ -217,6 +229,7 @@ impl State {
         .bind(&sha)
         .bind(&checked.manifest_digest)
         .bind(i64::try_from(envelope.len()).unwrap_or(i64::MAX))
+        .bind(images)
         .bind(by.to_string())
         .bind(crate::now())
         .execute(&self.inner.store.pool)
@@ -226,17 +239,7 @@ impl State {
             seq = checked.sequence_number,
             "release accepted"
         );
-        let mut v = self.release(&id).await?;
-        let mut images = Vec::new();
-        for d in &checked.images {
-            images.push(
-                serde_json::json!({ "sha256": d, "uploaded": self.inner.blobs.exists(d).await? }),
-            );
-        }
-        if let Some(o) = v.as_object_mut() {
-            o.insert("images".into(), serde_json::Value::Array(images));
-        }
-        Ok(v)
+        self.release(&id).await
     }
 
     /// One release.
@@ -249,7 +252,8 @@ impl State {
         .bind(id)
         .fetch_optional(&self.inner.store.pool)
         .await?;
-        row.map(release_json).ok_or(ApiError::NotFound("release"))
+        self.release_json(row.ok_or(ApiError::NotFound("release"))?)
+            .await
     }
 
     /// Every release, newest first.
@@ -261,9 +265,11 @@ impl State {
         ))
         .fetch_all(&self.inner.store.pool)
         .await?;
-        Ok(serde_json::Value::Array(
-            rows.into_iter().map(release_json).collect(),
-        ))
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(self.release_json(r).await?);
+        }
+        Ok(serde_json::Value::Array(out))
     }
 }
 

@@ -139,6 +139,8 @@ async fn uploads_a_device_would_refuse_are_refused() {
     let one = f.view(&format!("/api/v1/releases/{id}")).await;
     assert_eq!(one["sequence_number"], 5);
     assert_eq!(one["class_id"], uuid(&CLASS));
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(image()));
+    assert_eq!(one["images"], json!([{ "sha256": sha, "uploaded": false }]));
     // Query errors are 400, not a panic.
     let r = f
         .post("/api/v1/releases", &f.author)

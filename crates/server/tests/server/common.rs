@@ -334,6 +334,8 @@ pub struct Offer {
     pub envelope: Vec<u8>,
     pub nonce: Vec<u8>,
     pub campaign: String,
+    /// The payload digests the server named.
+    pub payloads: String,
 }
 
 impl FleetDevice {
@@ -350,10 +352,12 @@ impl FleetDevice {
                 let h = |n: &str| r.headers()[n].to_str().unwrap().to_string();
                 let nonce = hex::decode(h("suit-report-nonce")).unwrap();
                 let campaign = h("suit-campaign");
+                let payloads = h("suit-payloads");
                 Some(Offer {
                     envelope: r.bytes().await.unwrap().to_vec(),
                     nonce,
                     campaign,
+                    payloads,
                 })
             }
             s => panic!("check-in: {s}"),
