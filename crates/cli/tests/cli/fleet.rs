@@ -18,6 +18,7 @@ use super::{BIN, code, run, stderr};
 /// A `suitcase serve` child, killed (by its own pid) when dropped.
 struct Server {
     child: Child,
+    port: u16,
     url: String,
     tokens: Vec<(String, String)>,
     http: ureq::Agent,
@@ -38,6 +39,10 @@ impl Server {
             .local_addr()
             .unwrap()
             .port();
+        Self::start_on(d, port)
+    }
+
+    fn start_on(d: &Dir, port: u16) -> Server {
         let url = format!("http://127.0.0.1:{port}");
         let child = Command::new(BIN)
             .args([
@@ -71,6 +76,7 @@ impl Server {
             .collect();
         Server {
             child,
+            port,
             url,
             tokens,
             http,
@@ -258,6 +264,20 @@ fn a_device_updates_from_the_fleet_server() {
     assert_eq!(c["counts"]["succeeded"], 1);
     let (_, device_row) = srv.call("viewer", "GET", "/api/v1/devices/dev-7", None);
     assert_eq!(device_row["sequence_number"], 2);
+
+    // kill -9 (Child::kill is SIGKILL) and a restart on the same data: the acknowledged
+    // report, the campaign and the device's enrolment are all still there.
+    let mut srv = srv;
+    srv.child.kill().unwrap();
+    srv.child.wait().unwrap();
+    let srv = Server::start_on(&d, srv.port);
+    let (_, c) = srv.call("viewer", "GET", &campaign, None);
+    assert_eq!(c["state"], "completed", "{c}");
+    let sync = |dev: &str| {
+        json(&[
+            "device", "sync", "--dir", dev, "--server", &srv.url, "--json",
+        ])
+    };
     let again = sync(&dev);
     assert_eq!(again["update"], false);
     assert_eq!(again["sequence"], 2);
