@@ -213,6 +213,24 @@ mod tests {
         assert_eq!(wanted_range(&h, TAG, 100).unwrap(), None);
     }
 
+    proptest::proptest! {
+        /// Whatever the headers say, the answer is the whole body, one in-bounds range,
+        /// or 416: never a range past the end, never a panic.
+        #[test]
+        fn any_range_header_is_safe(range in ".{0,40}", if_range in proptest::option::of(".{0,10}"), len in 0u64..10_000) {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&range) {
+                h.insert(header::RANGE, v);
+            }
+            if let Some(v) = if_range.and_then(|s| HeaderValue::from_str(&s).ok()) {
+                h.insert(header::IF_RANGE, v);
+            }
+            if let Ok(Some((start, end))) = wanted_range(&h, TAG, len) {
+                proptest::prop_assert!(start <= end && end < len);
+            }
+        }
+    }
+
     #[test]
     fn only_hex_digests_name_files() {
         assert!(is_digest(&"a".repeat(64)));

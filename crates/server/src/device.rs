@@ -647,6 +647,24 @@ mod tests {
         assert_eq!(f.nonce, None);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_read_as_a_report_or_an_error(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let _ = read_report(&bytes);
+        }
+
+        #[test]
+        fn any_attributes_are_checked_without_panic(
+            attrs in proptest::collection::btree_map(".{0,300}", ".{0,300}", 0..40)
+        ) {
+            if let Ok(json) = check_attributes(&attrs) {
+                proptest::prop_assert!(attrs.len() <= MAX_ATTRIBUTES);
+                let back: BTreeMap<String, String> = serde_json::from_str(&json).unwrap();
+                proptest::prop_assert_eq!(back, attrs);
+            }
+        }
+    }
+
     #[test]
     fn malformed_reports_are_errors_not_panics() {
         for bad in [
