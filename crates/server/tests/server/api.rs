@@ -139,7 +139,7 @@ async fn uploads_a_device_would_refuse_are_refused() {
     let one = f.view(&format!("/api/v1/releases/{id}")).await;
     assert_eq!(one["sequence_number"], 5);
     assert_eq!(one["class_id"], uuid(&CLASS));
-    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(image()));
+    let sha = sha256(&image());
     assert_eq!(one["images"], json!([{ "sha256": sha, "uploaded": false }]));
     // Query errors are 400, not a panic.
     let r = f
@@ -166,16 +166,11 @@ async fn oversized_and_malformed_bodies_are_4xx() {
     let big = vec![0u8; 64 * 1024 + 1];
     let (s, _) = f.upload(&f.author, &big, &CLASS).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
-    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&big));
-    let r = f
-        .http
-        .put(format!("{}/api/v1/payloads/{sha}", f.url))
-        .bearer_auth(&f.author)
-        .body(big)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let sha = sha256(&big);
+    assert_eq!(
+        f.put_payload(&f.author, &sha, big).await,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
 
     let d = f.enrol("dev-1", 1, json!({})).await;
     for body in [
@@ -230,41 +225,29 @@ async fn oversized_and_malformed_bodies_are_4xx() {
 async fn payloads_download_with_range_resume_and_etag() {
     let f = Fleet::start().await;
     let image = image();
-    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&image));
-    let put = |body: Vec<u8>, sha: String| {
-        f.http
-            .put(format!("{}/api/v1/payloads/{sha}", f.url))
-            .bearer_auth(&f.author)
-            .body(body)
-            .send()
-    };
+    let sha = sha256(&image);
     assert_eq!(
-        put(image.clone(), sha.clone()).await.unwrap().status(),
+        f.put_payload(&f.author, &sha, image.clone()).await,
         StatusCode::CREATED
     );
     assert_eq!(
-        put(image.clone(), sha.clone()).await.unwrap().status(),
+        f.put_payload(&f.author, &sha, image.clone()).await,
         StatusCode::OK
     );
     // The body must hash to its name.
     assert_eq!(
-        put(b"other".to_vec(), sha.clone()).await.unwrap().status(),
+        f.put_payload(&f.author, &sha, b"other".to_vec()).await,
         StatusCode::UNPROCESSABLE_ENTITY
     );
     assert_eq!(
-        put(image.clone(), "ABC".into()).await.unwrap().status(),
+        f.put_payload(&f.author, "ABC", image.clone()).await,
         StatusCode::BAD_REQUEST
     );
     // Only the author uploads.
-    let r = f
-        .http
-        .put(format!("{}/api/v1/payloads/{sha}", f.url))
-        .bearer_auth(&f.viewer)
-        .body(image.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        f.put_payload(&f.viewer, &sha, image.clone()).await,
+        StatusCode::FORBIDDEN
+    );
 
     let d = f.enrol("dev-1", 1, json!({})).await;
     let path = format!("/device/v1/payloads/{sha}");
@@ -339,4 +322,35 @@ async fn payloads_download_with_range_resume_and_etag() {
             .await,
         StatusCode::BAD_REQUEST
     );
+}
+
+#[tokio::test]
+async fn uploads_take_the_upload_limit_and_json_keeps_its_own() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let f = Fleet::start_with(dir, 1024 * 1024).await;
+    // Larger than the JSON limit, within the upload limit.
+    let payload = suitcase_testkit::image(9, 200 * 1024);
+    let sha = sha256(&payload);
+    assert_eq!(
+        f.put_payload(&f.author, &sha, payload.clone()).await,
+        StatusCode::CREATED
+    );
+    let big = vec![7u8; 1024 * 1024 + 1];
+    let sha = sha256(&big);
+    assert_eq!(
+        f.put_payload(&f.author, &sha, big).await,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    let group = format!(
+        "{{\"name\": \"{}\", \"devices\": []}}",
+        "g".repeat(100 * 1024)
+    );
+    let r = f
+        .post("/api/v1/groups", &f.operator)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(group)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }

@@ -98,6 +98,18 @@ impl Fleet {
             .bearer_auth(token)
     }
 
+    /// PUTs a payload as `token`; returns the status.
+    pub async fn put_payload(&self, token: &str, sha: &str, body: Vec<u8>) -> StatusCode {
+        self.http
+            .put(format!("{}/api/v1/payloads/{sha}", self.url))
+            .bearer_auth(token)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
     /// The status of a GET.
     pub async fn status(&self, path: &str, token: &str) -> StatusCode {
         self.get(path, token).send().await.unwrap().status()
@@ -307,6 +319,11 @@ async fn database_for(dir: &std::path::Path) -> Option<String> {
             .unwrap();
     }
     Some(format!("{server}/{name}"))
+}
+
+/// SHA-256, lower-case hex.
+pub fn sha256(bytes: &[u8]) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
 }
 
 /// The payload every test release installs.

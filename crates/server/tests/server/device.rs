@@ -75,7 +75,7 @@ async fn reports_are_verified_and_bound_to_the_device() {
     assert_eq!(offer_a.envelope, env);
     assert_eq!(offer_a.campaign, cid);
     // The payloads to fetch, by digest.
-    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(image()));
+    let sha = sha256(&image());
     assert_eq!(offer_a.payloads, sha);
     let offer_b = b.check_in(&f, 1).await.expect("b is offered the release");
     assert_ne!(offer_a.nonce, offer_b.nonce);
