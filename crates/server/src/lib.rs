@@ -1,19 +1,4 @@
-//! The suitcase fleet update server (issue #7, first slice).
-//!
-//! Operators upload releases (signed SUIT envelopes and their payloads), which the server
-//! checks with the device's own processor before accepting; devices enrol with their
-//! report key, check in, download payloads by digest (with Range), and send signed SUIT
-//! reports that move phased campaigns forward or halt them. See `docs/server.md`.
-//!
-//! ```text
-//!  app(State) -> Router
-//!    /healthz, /api/openapi.json
-//!    /api/v1/…     operator API (bearer tokens with roles: author, operator, viewer)
-//!    /device/v1/…  device API (enrolment, check-in, payloads, reports)
-//! ```
-//!
-//! State lives in one SQL database (SQLite by default, PostgreSQL by URL, one code path
-//! through sqlx's `Any` driver) and a content-addressed blob directory.
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(
