@@ -27,6 +27,9 @@ CREATE TABLE releases (
     images TEXT NOT NULL,
     created_by TEXT NOT NULL,
     created_at BIGINT NOT NULL,
+    -- The operator who approved the release for campaigns (NULL: not yet).
+    approved_by TEXT,
+    approved_at BIGINT,
     UNIQUE (vendor_id, class_id, sequence_number)
 );
 

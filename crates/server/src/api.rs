@@ -32,6 +32,7 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/releases"),
     ("post", "/api/v1/releases"),
     ("get", "/api/v1/releases/{id}"),
+    ("post", "/api/v1/releases/{id}/approve"),
     ("put", "/api/v1/payloads/{sha256}"),
     ("get", "/api/v1/devices"),
     ("get", "/api/v1/devices/{id}"),
@@ -61,6 +62,7 @@ pub fn app(state: State) -> Router {
             get(list_releases).post(create_release).layer(upload),
         )
         .route("/api/v1/releases/{id}", get(get_release))
+        .route("/api/v1/releases/{id}/approve", post(approve_release))
         .route("/api/v1/payloads/{sha256}", put(put_payload).layer(upload))
         .route("/api/v1/devices", get(list_devices))
         .route("/api/v1/devices/{id}", get(get_device))
@@ -157,6 +159,15 @@ async fn get_release(
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Value>> {
     Ok(axum::Json(state.release(&id).await?))
+}
+
+async fn approve_release(
+    state: axum::extract::State<State>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    op.require(Role::Operator, "approve releases")?;
+    Ok(axum::Json(state.approve_release(&id, &op.name).await?))
 }
 
 async fn put_payload(

@@ -157,12 +157,17 @@ impl State {
         new.validate()?;
         let _w = self.inner.writes.lock().await;
         let pool = &self.inner.store.pool;
-        let release: Option<(String, String)> =
-            sqlx::query_as("SELECT vendor_id, class_id FROM releases WHERE id = $1")
+        let release: Option<(String, String, Option<String>)> =
+            sqlx::query_as("SELECT vendor_id, class_id, approved_by FROM releases WHERE id = $1")
                 .bind(&new.release_id)
                 .fetch_optional(pool)
                 .await?;
-        let (vendor, class) = release.ok_or(ApiError::NotFound("release"))?;
+        let (vendor, class, approved) = release.ok_or(ApiError::NotFound("release"))?;
+        if approved.is_none() {
+            return Err(ApiError::rejected(
+                "the release is not approved by an operator (POST /api/v1/releases/{id}/approve)",
+            ));
+        }
         let members = self.group_devices(&new.group_id).await?;
         // Only devices of the release's class: another class would refuse the envelope.
         let mut devices: Vec<String> = Vec::new();

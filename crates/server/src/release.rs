@@ -159,12 +159,12 @@ impl State {
 macro_rules! release_columns {
     () => {
         "id, name, vendor_id, class_id, sequence_number, envelope_sha256, \
-     manifest_digest, size, images, created_by, created_at"
+     manifest_digest, size, images, created_by, created_at, approved_by, approved_at"
     };
 }
 
 /// id, name, vendor_id, class_id, sequence_number, envelope_sha256, manifest_digest, size,
-/// images, created_by, created_at.
+/// images, created_by, created_at, approved_by, approved_at.
 type ReleaseRow = (
     String,
     String,
@@ -177,6 +177,8 @@ type ReleaseRow = (
     String,
     String,
     i64,
+    Option<String>,
+    Option<i64>,
 );
 
 impl State {
@@ -191,7 +193,7 @@ impl State {
         Ok(serde_json::json!({
             "id": r.0, "name": r.1, "vendor_id": r.2, "class_id": r.3, "sequence_number": r.4,
             "envelope_sha256": r.5, "manifest_digest": r.6, "size": r.7, "images": images,
-            "created_by": r.9, "created_at": r.10,
+            "created_by": r.9, "created_at": r.10, "approved_by": r.11, "approved_at": r.12,
         }))
     }
 
@@ -219,7 +221,7 @@ impl State {
         sqlx::query(concat!(
             "INSERT INTO releases (",
             release_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL)"
         ))
         .bind(&id)
         .bind(name.to_string())
@@ -240,6 +242,32 @@ impl State {
             "release accepted"
         );
         self.release(&id).await
+    }
+
+    /// An operator approves a release for campaigns (the second pair of eyes: the author
+    /// uploads, an operator decides it may reach devices).
+    pub(crate) async fn approve_release(
+        &self,
+        id: &str,
+        by: &str,
+    ) -> Result<serde_json::Value, ApiError> {
+        let _w = self.inner.writes.lock().await;
+        let done = sqlx::query(
+            "UPDATE releases SET approved_by = $1, approved_at = $2 WHERE id = $3 AND approved_by IS NULL",
+        )
+        .bind(by.to_string())
+        .bind(crate::now())
+        .bind(id)
+        .execute(&self.inner.store.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            let v = self.release(id).await?;
+            return Err(ApiError::Conflict(format!(
+                "already approved by {}",
+                v["approved_by"].as_str().unwrap_or("?")
+            )));
+        }
+        self.release(id).await
     }
 
     /// One release.

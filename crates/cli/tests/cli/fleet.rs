@@ -170,7 +170,7 @@ fn device(d: &Dir, name: &str, key: &str, envelope: &str) -> String {
 }
 
 impl Server {
-    /// Uploads release `NAME` and its payload; returns the release.
+    /// Uploads release `NAME` and its payload, approves it; returns the release.
     fn release(&self, d: &Dir, name: &str, sha: &str) -> Value {
         let query = "/api/v1/releases?name=r&vendor_id={v}&class_id={c}"
             .replace("{v}", &uuid_of("example.com", None))
@@ -190,6 +190,12 @@ impl Server {
             Some(payload),
         );
         assert_eq!(s, 201);
+        let approve = format!(
+            "/api/v1/releases/{}/approve",
+            release["id"].as_str().unwrap()
+        );
+        let (s, release) = self.call("operator", "POST", &approve, None);
+        assert_eq!(s, 200, "{release}");
         release
     }
 

@@ -68,13 +68,7 @@ async fn no_token_or_wrong_role_changes_nothing() {
     let body = json!({ "name": "c", "release_id": release, "group_id": group, "phases": [100],
         "success_percent": 100, "device_timeout_secs": 60 });
     for token in [&f.author, &f.viewer] {
-        let r = f
-            .post("/api/v1/campaigns", token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert_eq!(f.start_campaign(token, &body).await, StatusCode::FORBIDDEN);
     }
     assert_eq!(f.view("/api/v1/campaigns").await, json!([]));
     let c = f.campaign(body).await;

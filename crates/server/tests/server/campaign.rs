@@ -204,11 +204,31 @@ async fn silent_devices_time_out_and_count_as_failures() {
 }
 
 #[tokio::test]
-async fn campaigns_are_validated() {
+async fn campaigns_need_an_approved_release_and_valid_phases() {
     let f = Fleet::start().await;
-    let (release, _) = f.release(2).await;
+    let (release, _) = f.unapproved_release(2).await;
     let devices = fleet_of(&f, 1).await;
     let group = f.group("one", &[&devices[0]]).await;
+    let body = json!({ "name": "x", "release_id": release, "group_id": group, "phases": [100],
+        "success_percent": 100, "device_timeout_secs": 60 });
+    assert_eq!(
+        f.start_campaign(&f.operator, &body).await,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert!(devices[0].check_in(&f, 1).await.is_none());
+    // The author cannot approve its own upload; the viewer cannot either.
+    assert_eq!(f.approve(&f.author, &release).await, StatusCode::FORBIDDEN);
+    assert_eq!(f.approve(&f.viewer, &release).await, StatusCode::FORBIDDEN);
+    let path = format!("/api/v1/releases/{release}");
+    assert_eq!(f.view(&path).await["approved_by"], Value::Null);
+    assert_eq!(f.approve(&f.operator, &release).await, StatusCode::OK);
+    assert_eq!(f.approve(&f.operator, &release).await, StatusCode::CONFLICT);
+    assert_eq!(
+        f.approve(&f.operator, "rel-nope").await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(f.view(&path).await["approved_by"], "operator");
+
     for (body, want) in [
         (
             json!({ "name": "x", "release_id": release, "group_id": group, "phases": [50],
@@ -231,13 +251,9 @@ async fn campaigns_are_validated() {
             StatusCode::BAD_REQUEST,
         ),
     ] {
-        let r = f
-            .post("/api/v1/campaigns", &f.operator)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), want, "{body}");
+        assert_eq!(f.start_campaign(&f.operator, &body).await, want, "{body}");
     }
     assert_eq!(f.view("/api/v1/campaigns").await, json!([]));
+    f.campaign(body).await;
+    assert!(devices[0].check_in(&f, 1).await.is_some());
 }

@@ -150,12 +150,28 @@ impl Fleet {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
-    /// A release that must be accepted; returns its id.
+    /// A release that must be accepted, approved by the operator; returns its id.
     pub async fn release(&self, sequence_number: u64) -> (String, Vec<u8>) {
+        let (id, env) = self.unapproved_release(sequence_number).await;
+        assert_eq!(self.approve(&self.operator, &id).await, StatusCode::OK);
+        (id, env)
+    }
+
+    /// A release that must be accepted; returns its id.
+    pub async fn unapproved_release(&self, sequence_number: u64) -> (String, Vec<u8>) {
         let env = self.envelope(sequence_number, &CLASS, &self.author_key);
         let (status, v) = self.upload(&self.author, &env, &CLASS).await;
         assert_eq!(status, StatusCode::CREATED, "{v}");
         (v["id"].as_str().unwrap().to_string(), env)
+    }
+
+    /// Approves release `id` as `token`; returns the status.
+    pub async fn approve(&self, token: &str, id: &str) -> StatusCode {
+        self.post(&format!("/api/v1/releases/{id}/approve"), token)
+            .send()
+            .await
+            .unwrap()
+            .status()
     }
 
     /// A signed envelope for one image of `class`.
@@ -203,6 +219,16 @@ impl Fleet {
         assert_eq!(r.status(), StatusCode::CREATED);
         let v: Value = r.json().await.unwrap();
         v["id"].as_str().unwrap().to_string()
+    }
+
+    /// POSTs a campaign as `token`; returns the status.
+    pub async fn start_campaign(&self, token: &str, body: &Value) -> StatusCode {
+        self.post("/api/v1/campaigns", token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
     }
 
     /// Starts a campaign; returns its JSON.
