@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow, bail};
+use serde_json::json;
 use suitcase_server::{Config, Role, State};
 
 /// Arguments of `serve`.
@@ -38,6 +39,9 @@ pub struct Args {
     /// Create a token `ROLE:NAME` (role author, operator or viewer), print it, and exit.
     #[arg(long, value_name = "ROLE:NAME")]
     pub create_token: Option<String>,
+    /// Print JSON Lines (`token`, `listening`) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn config(args: &Args) -> anyhow::Result<Config> {
@@ -113,22 +117,29 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
         let state = State::open(config).await?;
         if let Some((role, name)) = token_spec {
             let token = state.create_token(role, name).await?;
-            writeln!(out, "{} {token}", role.name())?;
+            let line = json!({"type": "token", "role": role.name(), "name": name, "token": token});
+            writeln!(out, "{}", if args.json { line.to_string() } else { format!("{} {token}", role.name()) })?;
             return Ok(());
         }
         let tokens = state.bootstrap_tokens().await?;
         if !tokens.is_empty() {
             let path = write_tokens(&args.data, &tokens)?;
-            writeln!(
-                out,
-                "serve: first start; tokens (shown once, also in {}):",
-                path.display()
-            )?;
+            if !args.json {
+                writeln!(out, "serve: first start; tokens (shown once, also in {}):", path.display())?;
+            }
             for (role, token) in &tokens {
-                writeln!(out, "  {:<8} {token}", role.name())?;
+                if args.json {
+                    writeln!(out, "{}", json!({"type": "token", "role": role.name(), "name": role.name(), "token": token}))?;
+                } else {
+                    writeln!(out, "  {:<8} {token}", role.name())?;
+                }
             }
         }
-        writeln!(out, "serve: listening on http://{}", args.listen)?;
+        if args.json {
+            writeln!(out, "{}", json!({"type": "listening", "url": format!("http://{}", args.listen)}))?;
+        } else {
+            writeln!(out, "serve: listening on http://{}", args.listen)?;
+        }
         out.flush()?;
         suitcase_server::serve(state, args.listen, std::time::Duration::from_secs(5))
             .await

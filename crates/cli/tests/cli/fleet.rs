@@ -237,6 +237,40 @@ fn a_device_updates_from_the_fleet_server() {
     let sha2 = build(&d, "v2", 2, "author");
     let dev = device(&d, "dev-7", "author", "v1");
     let srv = Server::start(&d);
+    // One more token, made beside the running server (its SQLite file is shared).
+    let (data, anchor) = (d.path("srv"), d.path("author.pub.pem"));
+    let made = json(&[
+        "serve",
+        "--data",
+        &data,
+        "--trust-anchor",
+        &anchor,
+        "--create-token",
+        "viewer:ci",
+        "--json",
+    ]);
+    assert_eq!(made["type"], "token");
+    assert_eq!(made["role"], "viewer");
+    let r = srv
+        .http
+        .get(format!("{}/api/v1/releases", srv.url))
+        .header(
+            "Authorization",
+            format!("Bearer {}", made["token"].as_str().unwrap()),
+        )
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let o = run(&[
+        "serve",
+        "--data",
+        &data,
+        "--trust-anchor",
+        &anchor,
+        "--create-token",
+        "root:x",
+    ]);
+    assert_eq!(code(&o), 2);
     let release = srv.release(&d, "v2", &sha2);
     assert_eq!(release["images"][0]["sha256"], sha2);
 
