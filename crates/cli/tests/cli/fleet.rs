@@ -238,17 +238,20 @@ fn a_device_updates_from_the_fleet_server() {
     let dev = device(&d, "dev-7", "author", "v1");
     let srv = Server::start(&d);
     // One more token, made beside the running server (its SQLite file is shared).
-    let (data, anchor) = (d.path("srv"), d.path("author.pub.pem"));
-    let made = json(&[
-        "serve",
-        "--data",
-        &data,
-        "--trust-anchor",
-        &anchor,
-        "--create-token",
-        "viewer:ci",
-        "--json",
-    ]);
+    let serve = |spec: &str| {
+        let (data, anchor) = (d.path("srv"), d.path("author.pub.pem"));
+        run(&[
+            "serve",
+            "--data",
+            &data,
+            "--trust-anchor",
+            &anchor,
+            "--create-token",
+            spec,
+            "--json",
+        ])
+    };
+    let made: Value = serde_json::from_str(&super::stdout(&serve("viewer:ci"))).unwrap();
     assert_eq!(made["type"], "token");
     assert_eq!(made["role"], "viewer");
     let r = srv
@@ -261,16 +264,7 @@ fn a_device_updates_from_the_fleet_server() {
         .call()
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let o = run(&[
-        "serve",
-        "--data",
-        &data,
-        "--trust-anchor",
-        &anchor,
-        "--create-token",
-        "root:x",
-    ]);
-    assert_eq!(code(&o), 2);
+    assert_eq!(code(&serve("root:x")), 2);
     let release = srv.release(&d, "v2", &sha2);
     assert_eq!(release["images"][0]["sha256"], sha2);
 
