@@ -2,13 +2,16 @@
 //! manifest (the contents of envelope key 3); the harness wraps it in an envelope whose
 //! digest and HMAC it computes, so every input reaches the manifest decoder and, when it
 //! decodes, the abstract machine (update, then invoke) on an in-memory device, with
-//! decryption keys so encrypted payloads are decrypted too. Nothing may panic; a failed update must leave the rollback counter where it was.
+//! decryption keys so encrypted payloads are decrypted too, and dependency support (trust
+//! domains: the same key signs dependencies; the input itself is served as a dependency,
+//! so cycles and self-reference are reachable). Nothing may panic; a failed update must
+//! leave the rollback counter where it was.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use suitcase_processor::authenticate;
-use suitcase_processor::platform::{StaticKeys, TrustAnchor};
+use suitcase_processor::platform::{DomainKeys, Policy, TrustAnchor};
 use suitcase_testkit::build::sign_raw_manifest;
 use suitcase_testkit::device::MemDevice;
 use suitcase_testkit::resign::Signer;
@@ -18,7 +21,8 @@ const KEY: [u8; 32] = [0x46; 32];
 fuzz_target!(|data: &[u8]| {
     let env = sign_raw_manifest(data, &[Signer::Mac(KEY.to_vec())]);
     let anchors = [TrustAnchor { key: suitcase_cose::VerifyingKey::Hmac256(&KEY), kid: None }];
-    let keys = StaticKeys { anchors: &anchors, rules: &[] };
+    let any = Policy { anchors: 1, rules: &[] };
+    let keys = DomainKeys { anchors: &anchors, root: any, dependencies: Some(any), by_id: &[] };
     let Ok(a) = authenticate(&env, &keys) else { return };
     let mut dev = MemDevice::spec()
         .with_component(&[&[0]], None, 2048)
@@ -26,6 +30,9 @@ fuzz_target!(|data: &[u8]| {
         .with_component(&[&[2]], None, 2048)
         .with_component(&[&[0]], Some(0), 2048)
         .with_component(&[&[0]], Some(1), 2048)
+        .with_component(&[&[3]], None, 2048)
+        .with_component(&[&[4]], None, 2048)
+        .serve("http://example.com/self.suit", env.clone())
         .serve("http://example.com/file.bin", vec![0x11; 700])
         .serve("http://example.com/file1.bin", vec![0x22; 300])
         .serve("http://example.com/file2.bin", vec![0x33; 900])
@@ -34,9 +41,9 @@ fuzz_target!(|data: &[u8]| {
         .with_kek(None, b"aaaaaaaaaaaaaaaa")
         .with_device_key(None, &[0x42; 32]);
     let before = dev.rollback.0;
-    match dev.with_platform(|p| a.update(p)) {
+    match dev.with_dependencies(&keys, |p| a.update(p)) {
         Ok(s) => assert_eq!(dev.rollback.0, s.sequence_number),
         Err(_) => assert_eq!(dev.rollback.0, before),
     }
-    let _ = dev.with_platform(|p| a.invoke(p));
+    let _ = dev.with_dependencies(&keys, |p| a.invoke(p));
 });

@@ -6,7 +6,9 @@
 //!   over;
 //! - [`update`]: the application side: stage, request, confirm;
 //! - [`counter::Counter`]: the anti-rollback counter, a `RollbackStore`;
-//! - [`state`]: the state machine's states and the journal fold.
+//! - [`state`]: the state machine's states and the journal fold;
+//! - [`stage`]: the updatable bootloader: a tiny first stage choosing between two
+//!   second-stage slots, and the second stage's update as a SUIT component.
 //!
 //! Every flash access goes through embedded-storage's `NorFlash`; nothing here knows a
 //! chip, allocates, or uses `unsafe`.
@@ -30,6 +32,7 @@ mod journal;
 pub mod layout;
 mod record;
 pub mod slot;
+pub mod stage;
 pub mod state;
 mod swap;
 pub mod update;

@@ -196,6 +196,7 @@ pub(crate) fn verify<F: NorFlash>(
         reporter: &mut NoReport,
         decryption: &NoDecryptionKeys,
         policy: &mut suitcase_processor::platform::NoPolicy,
+        dependencies: None,
     });
     if let Some(kind) = storage.fault {
         return Err(BootError::Flash(kind));

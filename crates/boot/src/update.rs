@@ -177,6 +177,7 @@ impl<F: NorFlash> Updater<'_, F> {
                 reporter: &mut *agent.reporter,
                 decryption: agent.decryption,
                 policy: &mut *agent.policy,
+                dependencies: None,
             })
             .map_err(InstallError::Processor)?;
         staging.commit(envelope, mode).map_err(InstallError::Boot)?;

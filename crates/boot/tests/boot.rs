@@ -14,4 +14,5 @@ mod boot {
     pub mod powercut;
     pub mod rows;
     pub mod security;
+    pub mod stage;
 }

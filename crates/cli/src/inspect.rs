@@ -268,7 +268,7 @@ fn manifest_section(env: &Envelope<'_>, m: &Manifest<'_>) -> Section {
         text.push(format!("    {i}: {}", component_text(&id)));
     }
     if let Some(d) = m.common.dependencies {
-        text.push(format!("  dependencies: {}", diag::of_bytes(d)));
+        text.push(format!("  dependencies: {}", diag::of_bytes(d.as_bytes())));
     }
     Section {
         json: json!({
@@ -280,7 +280,7 @@ fn manifest_section(env: &Envelope<'_>, m: &Manifest<'_>) -> Section {
             "manifest_component_id": m.component_id.as_ref().map(component_json),
             "set_version": m.set_version.map(diag::of_bytes),
             "components": comps.iter().map(|c| component_json(&c)).collect::<Vec<_>>(),
-            "dependencies": m.common.dependencies.map(diag::of_bytes),
+            "dependencies": m.common.dependencies.map(|d| diag::of_bytes(d.as_bytes())),
         }),
         text,
     }

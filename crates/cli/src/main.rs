@@ -17,6 +17,7 @@ mod pkcs11;
 mod process;
 mod serve;
 mod sign;
+mod trust;
 mod verify;
 
 use std::fmt;
@@ -65,6 +66,8 @@ enum Command {
     Device(device::Args),
     /// Dry run: run an envelope's sequences against components kept as files in DIR.
     Process(process::Args),
+    /// Trust stores: build one, add a root key holder's signature, check it as a device would.
+    Trust(trust::Args),
     /// The fleet update server: releases, devices, campaigns over HTTP (docs/server.md).
     Serve(serve::Args),
 }
@@ -83,6 +86,7 @@ impl Command {
             Command::Device(_) => "device",
             Command::Encrypt(_) => "encrypt",
             Command::Process(_) => "process",
+            Command::Trust(_) => "trust",
             Command::Serve(_) => "serve",
         }
     }
@@ -119,6 +123,7 @@ fn main() -> ExitCode {
         Command::Device(args) => device::run(args, &mut out),
         Command::Encrypt(args) => encrypt::run(args, &mut out),
         Command::Process(args) => process::run(args, &mut out),
+        Command::Trust(args) => trust::run(args, &mut out),
         Command::Serve(args) => serve::run(args, &mut out),
     }
     .and_then(|()| out.flush().map_err(anyhow::Error::from));

@@ -27,9 +27,9 @@ use anyhow::{Context as _, anyhow, bail};
 use serde_json::json;
 use suitcase_cose::{SigningKey, VerifyingKey};
 use suitcase_processor::platform::{
-    Clock, ComponentStorage, DeviceIdentity, Fetch, FetchError, Invoke, InvokeError,
-    MemoryRollback, NamedKey, Platform, Procedure, Rule, StaticDecryptionKeys, StaticKeys,
-    StaticPolicy, StorageError, Target, TrustAnchor, Version,
+    Clock, ComponentStorage, DependencySupport, DeviceIdentity, DomainKeys, Fetch, FetchError,
+    Invoke, InvokeError, MemoryRollback, NamedKey, Platform, Policy, Procedure, Rule,
+    StaticDecryptionKeys, StaticPolicy, StorageError, Target, TrustAnchor, Version,
 };
 use suitcase_processor::report::{DeviceKey, Record, Reference, ReportLog, reason};
 use suitcase_processor::suit::VendorId;
@@ -40,6 +40,8 @@ use crate::keys::{self, PrivateKey};
 
 /// Records kept for one report (per procedure).
 const MAX_RECORDS: usize = 64;
+/// RAM lent for dependency envelopes that are fetched rather than integrated.
+const DEPENDENCY_BUF: usize = 64 * 1024;
 /// Room for the encoded report and for its COSE wrapping.
 const REPORT_BUF: usize = 8192;
 
@@ -55,6 +57,11 @@ pub struct Args {
     /// A trusted HMAC-256 secret: the raw bytes of FILE (repeatable).
     #[arg(long = "mac-key", value_name = "FILE")]
     pub mac_keys: Vec<PathBuf>,
+    /// A public key trusted to sign dependency manifests (PEM; repeatable): any one of
+    /// them must have signed each dependency. Without it, dependencies are held to the
+    /// `--key`/`--mac-key` rule.
+    #[arg(long = "dependency-key", value_name = "PEM")]
+    pub dependency_keys: Vec<PathBuf>,
     /// The device's P-256 private key (PEM): ECDH-ES decryption and the report's signature.
     #[arg(long, value_name = "PEM")]
     pub device_key: Option<PathBuf>,
@@ -302,16 +309,39 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
         key: VerifyingKey::Hmac256(k),
         kid: None,
     }));
+    let mut dependency_publics = Vec::new();
+    for p in &args.dependency_keys {
+        dependency_publics.push(keys::load_public(p)?);
+    }
+    let n = anchors.len();
+    anchors.extend(dependency_publics.iter().map(|k| TrustAnchor {
+        key: k.as_verifying_key(),
+        kid: None,
+    }));
     if anchors.len() > 32 {
         bail!("at most 32 keys");
     }
-    let n = anchors.len();
-    let all = if n >= 32 { u32::MAX } else { (1u32 << n) - 1 };
-    let rules = [Rule::k_of(u8::try_from(n)?, all)];
-    let store = StaticKeys {
-        anchors: &anchors,
+    let bits = |from: usize, to: usize| (from..to).fold(0u32, |b, i| b | (1 << i));
+    let rules = [Rule::k_of(u8::try_from(n)?, bits(0, n))];
+    let dependency_rules = [Rule::k_of(1, bits(n, anchors.len()))];
+    let root = Policy {
+        anchors: bits(0, n),
         rules: &rules,
     };
+    let store = DomainKeys {
+        anchors: &anchors,
+        root,
+        dependencies: Some(if dependency_publics.is_empty() {
+            root
+        } else {
+            Policy {
+                anchors: bits(n, anchors.len()),
+                rules: &dependency_rules,
+            }
+        }),
+        by_id: &[],
+    };
+    let mut dependency_buffer = vec![0u8; DEPENDENCY_BUF];
 
     let device_key = match &args.device_key {
         None => None,
@@ -385,6 +415,10 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
                     reporter: &mut log,
                     decryption: &decryption,
                     policy: &mut policy,
+                    dependencies: Some(DependencySupport {
+                        keys: &store,
+                        buffer: &mut dependency_buffer,
+                    }),
                 };
                 match procedure {
                     Procedure::Update => a.update(&mut platform).map(|_| ()),

@@ -19,6 +19,8 @@ mod encryption;
 mod fleet;
 #[path = "cli/pkcs11.rs"]
 mod pkcs11;
+#[path = "cli/trust.rs"]
+mod trust;
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_suitcase");
 

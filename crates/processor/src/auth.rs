@@ -7,7 +7,7 @@ use suitcase_cose::{CoseError, CoseMessage};
 use suitcase_suit::{DigestAlgorithm, Envelope, Manifest, Resolved, SeverableKind};
 
 use crate::error::{AuthError, Error};
-use crate::platform::KeyStore;
+use crate::platform::{KeyStore, Role};
 
 /// An envelope whose manifest is authentic. Only [`authenticate`] makes one, so holding
 /// one is the proof that every later step acts on signed data (the typestate replaces a
@@ -28,9 +28,14 @@ impl<'a> Authenticated<'a> {
     pub fn manifest(&self) -> &Manifest<'a> {
         &self.manifest
     }
-    /// Bit set of the trust anchors whose blocks verified.
+    /// Bit set of the trust anchors whose blocks verified (and count for the role).
     pub fn signers(&self) -> u32 {
         self.signers
+    }
+    /// The manifest digest the wrapper records, checked against the manifest bytes: what
+    /// a dependent's image-digest names.
+    pub fn manifest_digest(&self) -> &'a [u8] {
+        self.envelope.auth.digest.bytes
     }
 }
 
@@ -51,6 +56,17 @@ pub(crate) fn digest_matches(
 /// anchor it may name; the policy; only then the manifest decode; then the digest of
 /// every severed member the envelope carries.
 pub fn authenticate<'a>(bytes: &'a [u8], keys: &dyn KeyStore) -> Result<Authenticated<'a>, Error> {
+    authenticate_as(bytes, keys, Role::Root)
+}
+
+/// [`authenticate`] for a manifest in `role`: only the anchors of
+/// [`KeyStore::policy_for`]`(role)` count, under that policy's rules.
+pub fn authenticate_as<'a>(
+    bytes: &'a [u8],
+    keys: &dyn KeyStore,
+    role: Role<'_>,
+) -> Result<Authenticated<'a>, Error> {
+    let policy = keys.policy_for(role).ok_or(AuthError::RoleNotAllowed)?;
     let envelope = Envelope::decode(bytes)?;
     let auth = envelope.auth;
     match digest_matches(&auth.digest, envelope.manifest_bytes) {
@@ -61,10 +77,23 @@ pub fn authenticate<'a>(bytes: &'a [u8], keys: &dyn KeyStore) -> Result<Authenti
     if auth.block_count() == 0 {
         return Err(AuthError::NoSignature.into());
     }
-    let signers = verify_blocks(&envelope, keys)?;
-    if !policy_satisfied(signers, keys.policy()) {
+    let signers = verify_blocks(&envelope, keys)? & policy.anchors;
+    if !policy_satisfied(signers, policy.rules) {
         return Err(AuthError::PolicyNotSatisfied.into());
     }
+    finish(envelope, signers)
+}
+
+/// Decodes again an envelope that [`authenticate_as`] accepted, from the same bytes
+/// (immutably borrowed since, so they cannot have changed): the manifest decode and the
+/// severed-member digests, without the signatures. For dependencies: verified once by
+/// dependency-integrity, run by process-dependency.
+#[cfg(feature = "trust-domains")]
+pub(crate) fn reopen(bytes: &[u8], signers: u32) -> Result<Authenticated<'_>, Error> {
+    finish(Envelope::decode(bytes)?, signers)
+}
+
+fn finish(envelope: Envelope<'_>, signers: u32) -> Result<Authenticated<'_>, Error> {
     let manifest = envelope.manifest()?;
     for kind in SeverableKind::ALL {
         if let Resolved::Severed {

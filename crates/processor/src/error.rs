@@ -25,6 +25,73 @@ pub enum AuthError {
     PolicyNotSatisfied,
     /// A carried severed member does not match the digest the manifest records.
     SeveredDigestMismatch(SeverableKind),
+    /// The key store allows no manifest in this role (for example a dependency on a
+    /// device whose store names no dependency signers).
+    RoleNotAllowed,
+}
+
+/// Why a dependency manifest (trust domains) was refused. Every one aborts the procedure:
+/// the draft leaves no soft outcome for dependency-integrity or process-dependency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DependencyError {
+    /// The component index is not in the manifest's dependency map.
+    NotADependency,
+    /// process-dependency on a component that has not passed dependency-integrity since
+    /// it was last written.
+    NotVerified,
+    /// The dependency has no dependency-prefix, so its component has no identifier.
+    NoPrefix,
+    /// The dependency's manifest-component-id differs from its prefix.
+    IdMismatch,
+    /// The dependency's manifest digest differs from the image-digest parameter.
+    DigestMismatch,
+    /// The dependency envelope is not well-formed.
+    Decode(DecodeError),
+    /// The dependency envelope failed authentication under the dependency policy.
+    Auth(AuthError),
+    /// The envelope is larger than what is left of the platform's dependency buffer.
+    TooLarge,
+    /// Dependencies nested deeper than [`crate::MAX_DEPENDENCY_DEPTH`].
+    TooDeep,
+    /// The dependency is already being processed further up the chain.
+    Cycle,
+    /// process-dependency in the shared sequence (the draft forbids it).
+    InCommonSequence,
+    /// More distinct components across the chain than the parameter table holds.
+    TooManyComponents,
+    /// The platform lends no dependency support (no key store and buffer for them).
+    Unsupported,
+}
+
+impl fmt::Display for DependencyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DependencyError::NotADependency => f.write_str("not a dependency"),
+            DependencyError::NotVerified => {
+                f.write_str("not verified by dependency-integrity since it was written")
+            }
+            DependencyError::NoPrefix => f.write_str("the dependency has no prefix"),
+            DependencyError::IdMismatch => {
+                f.write_str("manifest-component-id differs from the dependency prefix")
+            }
+            DependencyError::DigestMismatch => {
+                f.write_str("manifest digest differs from image-digest")
+            }
+            DependencyError::Decode(e) => write!(f, "decode: {e}"),
+            DependencyError::Auth(e) => write!(f, "authentication: {e}"),
+            DependencyError::TooLarge => f.write_str("larger than the dependency buffer left"),
+            DependencyError::TooDeep => f.write_str("dependencies nested too deep"),
+            DependencyError::Cycle => f.write_str("dependency cycle"),
+            DependencyError::InCommonSequence => {
+                f.write_str("process-dependency in the shared sequence")
+            }
+            DependencyError::TooManyComponents => {
+                f.write_str("too many components across the dependency chain")
+            }
+            DependencyError::Unsupported => f.write_str("this device processes no dependencies"),
+        }
+    }
 }
 
 /// Everything that stops processing.
@@ -116,6 +183,13 @@ pub enum Error {
     /// Decryption failed: a key unwrap, or the payload's authentication tag. One opaque
     /// variant, as for signatures. The component is left unfinished and untrusted.
     DecryptionFailed,
+    /// A dependency manifest was refused (trust domains).
+    Dependency {
+        /// The dependent's component index that holds the dependency.
+        component: u32,
+        /// Why.
+        kind: DependencyError,
+    },
 }
 
 impl From<DecodeError> for Error {
@@ -162,6 +236,7 @@ impl fmt::Display for AuthError {
             AuthError::SeveredDigestMismatch(k) => {
                 write!(f, "severed member {} does not match its digest", k.key())
             }
+            AuthError::RoleNotAllowed => f.write_str("no signer is trusted for this role"),
         }
     }
 }
@@ -215,6 +290,9 @@ impl fmt::Display for Error {
                     f,
                     "wait: the events did not occur for component {component}"
                 )
+            }
+            Error::Dependency { component, kind } => {
+                write!(f, "dependency at component {component}: {kind}")
             }
             Error::CannotAnswer { command, component } => write!(
                 f,

@@ -37,10 +37,14 @@ pub mod platform;
 pub mod report;
 pub mod storage;
 
-pub use auth::{Authenticated, authenticate};
-pub use error::{AuthError, Error};
+/// How deep dependency manifests nest (trust domains): the root, its dependencies and
+/// theirs. Each level costs one interpreter frame on the stack.
+pub const MAX_DEPENDENCY_DEPTH: usize = 2;
+
+pub use auth::{Authenticated, authenticate, authenticate_as};
+pub use error::{AuthError, DependencyError, Error};
 pub use machine::UpdateSummary;
-pub use platform::{Platform, Procedure};
+pub use platform::{DependencySupport, Platform, Procedure};
 pub use suitcase_cose as cose;
 pub use suitcase_suit as suit;
 
@@ -57,7 +61,7 @@ impl<'a> Authenticated<'a> {
         }
         #[cfg(feature = "update-management")]
         let set_version = manage::set_version(self.manifest())?;
-        let summary = machine::Machine::new(self, platform, Procedure::Update).run_procedure()?;
+        let summary = machine::run(self, platform, Procedure::Update)?;
         platform.rollback.advance(offered)?;
         #[cfg(feature = "update-management")]
         manage::record_set_version(set_version, platform);
@@ -72,8 +76,6 @@ impl<'a> Authenticated<'a> {
         if offered < installed {
             return Err(Error::Rollback { installed, offered });
         }
-        machine::Machine::new(self, platform, Procedure::Invoke)
-            .run_procedure()
-            .map(|_| ())
+        machine::run(self, platform, Procedure::Invoke).map(|_| ())
     }
 }

@@ -26,14 +26,23 @@ use suitcase_suit::{
     ReportingPolicy, SequenceSource, SeverableKind, VendorId,
 };
 
+use suitcase_suit::ComponentId;
+
+use crate::MAX_DEPENDENCY_DEPTH;
+#[cfg(feature = "trust-domains")]
+use crate::auth;
 use crate::auth::Authenticated;
-use crate::error::Error;
+use crate::error::{DependencyError, Error};
 use crate::params::Params;
 use crate::pipeline::{self, Source, Written};
-use crate::platform::{Platform, Procedure, Target};
-use crate::report::{Outcome, Record, SequenceKind, wanted};
+#[cfg(feature = "trust-domains")]
+use crate::platform::Role;
+use crate::platform::{KeyStore, Platform, Procedure, Target};
+use crate::report::{ManifestPath, Outcome, Record, SequenceKind, wanted};
 
 const MAX: usize = suitcase_suit::MAX_COMPONENTS;
+/// `Machine::slots` entry of an index that has no identifier (a dependency without prefix).
+const NO_SLOT: u8 = u8::MAX;
 
 /// The components commands currently apply to.
 #[derive(Clone, Copy)]
@@ -105,116 +114,212 @@ enum Input<'a, 'u> {
 pub struct UpdateSummary {
     /// The manifest's sequence number, now the installed one.
     pub sequence_number: u64,
-    /// Bit set of the components written (write, fetch, copy, swap).
+    /// Bit set of the root manifest's components written (write, fetch, copy, swap).
     pub components_written: u32,
-    /// Bytes streamed into storage.
+    /// Bytes streamed into storage, dependencies' writes included.
     pub bytes_written: u64,
+    /// Components written by dependency manifests (trust domains), counted per write.
+    pub dependency_writes: u32,
 }
 
-pub(crate) struct Machine<'a, 'e, 'p> {
-    auth: &'e Authenticated<'a>,
-    platform: &'e mut Platform<'p>,
+/// Runs `procedure` on the authenticated root manifest.
+pub(crate) fn run(
+    auth: &Authenticated<'_>,
+    platform: &mut Platform<'_>,
     procedure: Procedure,
-    params: [Params<'a>; MAX],
-    /// Digest and length of what this run wrote into each component, and the slot it
-    /// went to: image-match after a fetch uses it, so the payload is hashed once, as it
-    /// streams in. Keyed by slot because try-each branches move the slot parameter back
-    /// and forth while choosing.
-    written: [Option<(Option<u64>, Written)>; MAX],
-    ncomp: usize,
-    /// The component identifiers, decoded once (commands look them up constantly).
-    ids: [Option<suitcase_suit::ComponentId<'a>>; MAX],
-    components_written: u32,
+) -> Result<UpdateSummary, Error> {
+    // The dependency buffer is lent by the platform; the procedure borrows it through a
+    // local, so parameters may point into it, and it is handed back whole afterwards.
+    let mut support = platform.dependencies.take();
+    let result = {
+        let (keys, buffer): (Option<&dyn KeyStore>, &mut [u8]) = match support.as_mut() {
+            Some(s) => (Some(s.keys), &mut *s.buffer),
+            None => (None, &mut []),
+        };
+        let mut ctx = Context::new(keys, buffer);
+        ctx.chain[0] = auth.manifest_digest();
+        Machine::new(auth, platform, &mut ctx, procedure, 0, ManifestPath::ROOT)
+            .and_then(|mut m| m.run_procedure())
+    };
+    platform.dependencies = support;
+    result
+}
+
+/// What the root manifest and its dependencies share during one procedure.
+struct Context<'m> {
+    /// The parameter table. The root's indices map to the first entries one to one;
+    /// a dependency's components are found by identifier (the draft: changes a
+    /// dependency makes "persist in the dependent", and set-parameters exists so a
+    /// dependent can steer its dependency), new identifiers take the next free entry.
+    params: [(Option<ComponentId<'m>>, Params<'m>); MAX],
+    used: usize,
+    /// Who may sign dependencies; `None`: the platform lends no dependency support.
+    #[cfg_attr(not(feature = "trust-domains"), allow(dead_code))]
+    keys: Option<&'m dyn KeyStore>,
+    /// What is left of the platform's dependency buffer. Regions handed out are never
+    /// reused within the procedure, so verified bytes stay as they were checked.
+    #[cfg_attr(not(feature = "trust-domains"), allow(dead_code))]
+    buffer: &'m mut [u8],
+    /// Manifest digests of the chain being run (root first): a cycle shows up here.
+    #[cfg_attr(not(feature = "trust-domains"), allow(dead_code))]
+    chain: [&'m [u8]; MAX_DEPENDENCY_DEPTH + 1],
     bytes_written: u64,
-    /// The component the current command is acting on (for the failure record).
-    at: u32,
+    dependency_writes: u32,
     /// The innermost command whose failure is travelling up (cleared when a sequence
     /// absorbs it softly): handed to `Reporter::failed` when the procedure stops.
     failure: Option<Record>,
 }
 
-impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
-    pub(crate) fn new(
-        auth: &'e Authenticated<'a>,
-        platform: &'e mut Platform<'p>,
-        procedure: Procedure,
-    ) -> Self {
-        let mut ids = [None; MAX];
-        for (slot, id) in ids.iter_mut().zip(auth.manifest().common.components.iter()) {
-            *slot = Some(id);
-        }
-        Machine {
-            ids,
-            ncomp: auth.manifest().common.components.len(),
-            auth,
-            platform,
-            procedure,
-            params: [Params::default(); MAX],
-            written: [None; MAX],
-            components_written: 0,
+impl<'m> Context<'m> {
+    fn new(keys: Option<&'m dyn KeyStore>, buffer: &'m mut [u8]) -> Self {
+        Context {
+            params: [(None, Params::default()); MAX],
+            used: 0,
+            keys,
+            buffer,
+            chain: [&[]; MAX_DEPENDENCY_DEPTH + 1],
             bytes_written: 0,
-            at: 0,
+            dependency_writes: 0,
             failure: None,
         }
     }
 
+    /// The table entry of component `id`, allocated if new.
+    fn slot_for(&mut self, id: ComponentId<'m>) -> Option<usize> {
+        let used = self.params.get(..self.used)?;
+        if let Some(j) = used.iter().position(|(k, _)| *k == Some(id)) {
+            return Some(j);
+        }
+        let free = self.params.get_mut(self.used)?;
+        *free = (Some(id), Params::default());
+        self.used += 1;
+        Some(self.used - 1)
+    }
+}
+
+/// The interpreter for one manifest (the root, or a dependency being processed).
+pub(crate) struct Machine<'m, 'e, 'p> {
+    auth: &'e Authenticated<'m>,
+    platform: &'e mut Platform<'p>,
+    ctx: &'e mut Context<'m>,
+    procedure: Procedure,
+    /// 0 for the root.
+    depth: usize,
+    /// Where this manifest sits in the dependency tree (records carry it).
+    path: ManifestPath,
+    /// The size of the index space (components and dependencies).
+    ncomp: usize,
+    /// The component identifiers, decoded once (commands look them up constantly).
+    ids: [Option<ComponentId<'m>>; MAX],
+    /// Each index's entry in the shared parameter table.
+    slots: [u8; MAX],
+    /// Digest and length of what this run wrote into each component, and the slot it
+    /// went to: image-match after a fetch uses it, so the payload is hashed once, as it
+    /// streams in. Keyed by slot because try-each branches move the slot parameter back
+    /// and forth while choosing.
+    written: [Option<(Option<u64>, Written)>; MAX],
+    /// The bytes written into a component when they came untransformed from the
+    /// envelope (write, integrated fetch): a dependency installed that way is checked
+    /// in place, with no copy.
+    #[cfg_attr(not(feature = "trust-domains"), allow(dead_code))]
+    plain: [Option<&'m [u8]>; MAX],
+    /// Dependencies that passed dependency-integrity since they were last written: the
+    /// very bytes that were verified, and their signers.
+    #[cfg_attr(not(feature = "trust-domains"), allow(dead_code))]
+    verified: [Option<(&'m [u8], u32)>; MAX],
+    components_written: u32,
+    /// The component the current command is acting on (for the failure record).
+    at: u32,
+    /// What the current command measured or wrote (its record's system information).
+    observed: Option<Written>,
+}
+
+impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
+    fn new(
+        auth: &'e Authenticated<'m>,
+        platform: &'e mut Platform<'p>,
+        ctx: &'e mut Context<'m>,
+        procedure: Procedure,
+        depth: usize,
+        path: ManifestPath,
+    ) -> Result<Self, Error> {
+        let m = auth.manifest();
+        let ncomp = m.index_count();
+        let mut ids = [None; MAX];
+        let mut slots = [NO_SLOT; MAX];
+        for (i, (id, slot)) in ids.iter_mut().zip(slots.iter_mut()).enumerate().take(ncomp) {
+            *id = m.component_id(i as u32);
+            if depth == 0 {
+                // The root owns the first entries, index for index.
+                if let Some(entry) = ctx.params.get_mut(i) {
+                    entry.0 = *id;
+                }
+                ctx.used = ncomp;
+                *slot = i as u8;
+            } else if let Some(id) = *id {
+                *slot = ctx.slot_for(id).ok_or(Error::Dependency {
+                    component: i as u32,
+                    kind: DependencyError::TooManyComponents,
+                })? as u8;
+            }
+        }
+        Ok(Machine {
+            auth,
+            platform,
+            ctx,
+            procedure,
+            depth,
+            path,
+            ncomp,
+            ids,
+            slots,
+            written: [None; MAX],
+            plain: [None; MAX],
+            verified: [None; MAX],
+            components_written: 0,
+            at: 0,
+            observed: None,
+        })
+    }
+
     /// Runs the procedure's sequences in the spec's order, each after the shared sequence.
-    pub(crate) fn run_procedure(&mut self) -> Result<UpdateSummary, Error> {
-        let m = *self.auth.manifest();
-        let env = *self.auth.envelope();
-        let plan: &[(SequenceKind, Option<SeverableKind>)] = match self.procedure {
+    fn run_procedure(&mut self) -> Result<UpdateSummary, Error> {
+        let plan: &[SequenceKind] = match self.procedure {
             Procedure::Update => &[
-                (
-                    SequenceKind::DependencyResolution,
-                    Some(SeverableKind::DependencyResolution),
-                ),
-                (
-                    SequenceKind::PayloadFetch,
-                    Some(SeverableKind::PayloadFetch),
-                ),
-                (
-                    SequenceKind::CandidateVerification,
-                    Some(SeverableKind::CandidateVerification),
-                ),
-                (SequenceKind::Install, Some(SeverableKind::Install)),
-                (SequenceKind::Validate, None),
+                SequenceKind::DependencyResolution,
+                SequenceKind::PayloadFetch,
+                SequenceKind::CandidateVerification,
+                SequenceKind::Install,
+                SequenceKind::Validate,
             ],
             Procedure::Invoke => &[
-                (SequenceKind::Validate, None),
-                (SequenceKind::Load, None),
-                (SequenceKind::Invoke, None),
+                SequenceKind::Validate,
+                SequenceKind::Load,
+                SequenceKind::Invoke,
             ],
         };
-        for &(kind, severable) in plan {
-            let seq = match severable {
-                Some(s) => match env.sequence(&m, s)? {
-                    SequenceSource::Absent => None,
-                    SequenceSource::Available(q) => Some(q),
-                    SequenceSource::Severed => return Err(Error::Severed(s)),
-                },
-                None => match kind {
-                    SequenceKind::Validate => m.validate,
-                    SequenceKind::Load => m.load,
-                    _ => m.invoke,
-                },
+        for &kind in plan {
+            let r = match section(self.auth, kind) {
+                Ok(Some(seq)) => self.run_top(kind, seq),
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
             };
-            if let Some(seq) = seq
-                && let Err(e) = self.run_top(kind, seq)
-            {
-                if let Some(r) = self.failure {
+            if let Err(e) = r {
+                if let Some(r) = self.ctx.failure {
                     self.platform.reporter.failed(&r, &e);
                 }
                 return Err(e);
             }
         }
         Ok(UpdateSummary {
-            sequence_number: m.sequence_number,
+            sequence_number: self.auth.manifest().sequence_number,
             components_written: self.components_written,
-            bytes_written: self.bytes_written,
+            bytes_written: self.ctx.bytes_written,
+            dependency_writes: self.ctx.dependency_writes,
         })
     }
 
-    fn default_selection(&self) -> Selection<'a> {
+    fn default_selection(&self) -> Selection<'m> {
         if self.ncomp == 1 {
             Selection::One(0)
         } else {
@@ -224,7 +329,7 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
 
     /// The shared sequence, then `seq`, each with a fresh selection (every sequence of a
     /// multi-component manifest must start with set-component-index, §6.2).
-    fn run_top(&mut self, kind: SequenceKind, seq: CommandSequence<'a>) -> Result<(), Error> {
+    fn run_top(&mut self, kind: SequenceKind, seq: CommandSequence<'m>) -> Result<(), Error> {
         if let Some(shared) = self.auth.manifest().common.shared_sequence {
             let mut sel = self.default_selection();
             self.top(SequenceKind::Shared, shared, &mut sel)?;
@@ -236,8 +341,8 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
     fn top(
         &mut self,
         kind: SequenceKind,
-        seq: CommandSequence<'a>,
-        sel: &mut Selection<'a>,
+        seq: CommandSequence<'m>,
+        sel: &mut Selection<'m>,
     ) -> Result<(), Error> {
         match self.run(kind, seq, sel, Scope::TopLevel, 0) {
             Ok(()) => Ok(()),
@@ -257,7 +362,7 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
         }
     }
 
-    fn indices(&self, sel: &Selection<'a>) -> Result<Indices<'a>, Error> {
+    fn indices(&self, sel: &Selection<'m>) -> Result<Indices<'m>, Error> {
         Ok(match sel {
             Selection::Nothing => return Err(Error::NoComponentSelected),
             Selection::One(i) => Indices::Range(*i..*i + 1),
@@ -266,26 +371,60 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
         })
     }
 
-    fn target(&self, index: u32) -> Result<Target<'a>, Error> {
+    fn target(&self, index: u32) -> Result<Target<'m>, Error> {
         let i = index as usize;
+        self.check_index(index)?;
         let id = self
             .ids
             .get(i)
             .copied()
             .flatten()
-            .ok_or(Error::ComponentIndexOutOfRange(index))?;
-        let slot = self
-            .params
-            .get(i)
-            .ok_or(Error::ComponentIndexOutOfRange(index))?
-            .slot;
+            // In range but unnamed: a dependency without a prefix.
+            .ok_or(Error::Dependency {
+                component: index,
+                kind: DependencyError::NoPrefix,
+            })?;
+        let slot = self.params(index)?.slot;
         Ok(Target { index: i, id, slot })
     }
 
-    fn params(&self, index: u32) -> Result<&Params<'a>, Error> {
-        self.params
-            .get(index as usize)
+    fn params(&self, index: u32) -> Result<&Params<'m>, Error> {
+        let slot = self.slot(index)?;
+        self.ctx
+            .params
+            .get(slot)
+            .map(|(_, p)| p)
             .ok_or(Error::ComponentIndexOutOfRange(index))
+    }
+
+    fn params_mut(&mut self, index: u32) -> Result<&mut Params<'m>, Error> {
+        let slot = self.slot(index)?;
+        self.ctx
+            .params
+            .get_mut(slot)
+            .map(|(_, p)| p)
+            .ok_or(Error::ComponentIndexOutOfRange(index))
+    }
+
+    fn slot(&self, index: u32) -> Result<usize, Error> {
+        self.check_index(index)?;
+        match self.slots.get(index as usize) {
+            Some(&s) if s != NO_SLOT => Ok(usize::from(s)),
+            Some(_) => Err(Error::Dependency {
+                component: index,
+                kind: DependencyError::NoPrefix,
+            }),
+            None => Err(Error::ComponentIndexOutOfRange(index)),
+        }
+    }
+
+    #[cfg(feature = "trust-domains")]
+    fn is_dependency(&self, index: u32) -> bool {
+        self.auth
+            .manifest()
+            .common
+            .dependencies
+            .is_some_and(|d| d.contains(index))
     }
 
     fn report(
@@ -299,12 +438,14 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
     ) {
         if let Some(sysinfo) = wanted(policy, outcome) {
             self.platform.reporter.record(&Record {
+                manifest: self.path,
                 sequence: kind,
                 offset,
                 command: code,
                 component,
                 outcome,
                 sysinfo,
+                observed: self.observed,
             });
         }
     }
@@ -314,8 +455,8 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
     fn run(
         &mut self,
         kind: SequenceKind,
-        seq: CommandSequence<'a>,
-        sel: &mut Selection<'a>,
+        seq: CommandSequence<'m>,
+        sel: &mut Selection<'m>,
         scope: Scope,
         depth: usize,
     ) -> Result<(), Stop> {
@@ -336,7 +477,7 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
                 // sequence, is decided by this sequence's soft-failure.
                 Err(Stop::Condition(f)) => {
                     if soft {
-                        self.failure = None;
+                        self.ctx.failure = None;
                         return Err(Stop::Soft);
                     }
                     self.note_failure(kind, offset, code);
@@ -355,14 +496,16 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
     /// Remembers the innermost failing command (the first one noted while a failure
     /// travels up; enclosing try-each / run-sequence commands do not overwrite it).
     fn note_failure(&mut self, kind: SequenceKind, offset: usize, command: i64) {
-        if self.failure.is_none() {
-            self.failure = Some(Record {
+        if self.ctx.failure.is_none() {
+            self.ctx.failure = Some(Record {
+                manifest: self.path,
                 sequence: kind,
                 offset,
                 command,
                 component: self.at,
                 outcome: Outcome::Failure,
                 sysinfo: false,
+                observed: None,
             });
         }
     }
@@ -372,8 +515,8 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
         &mut self,
         kind: SequenceKind,
         offset: usize,
-        cmd: Command<'a>,
-        sel: &mut Selection<'a>,
+        cmd: Command<'m>,
+        sel: &mut Selection<'m>,
         scope: Scope,
         soft: &mut bool,
         depth: usize,
@@ -400,6 +543,7 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
             Command::Condition(c, policy) => {
                 for i in self.indices(sel)? {
                     self.at = i;
+                    self.observed = None;
                     // An abort while evaluating (the platform cannot answer, storage
                     // failed) is a failure of this condition too, recorded as such.
                     let r = self.condition(c, i);
@@ -415,9 +559,26 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
                 }
                 Ok(())
             }
+            #[cfg(feature = "trust-domains")]
+            Command::Directive(Directive::ProcessDependency, policy) => {
+                for i in self.indices(sel)? {
+                    self.at = i;
+                    let r = self.process_dependency(kind, i);
+                    let outcome = if r.is_ok() {
+                        Outcome::Success
+                    } else {
+                        Outcome::Failure
+                    };
+                    self.at = i;
+                    self.report(kind, offset, cmd.code(), i, policy, outcome);
+                    r?;
+                }
+                Ok(())
+            }
             Command::Directive(d, policy) => {
                 for i in self.indices(sel)? {
                     self.at = i;
+                    self.observed = None;
                     let r = self.directive(d, i);
                     let outcome = if r.is_ok() {
                         Outcome::Success
@@ -462,10 +623,7 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
                     let (src, codes) = entry.map_err(Error::from)?;
                     let from = *self.params(src)?;
                     for i in self.indices(sel)? {
-                        let to = self
-                            .params
-                            .get_mut(i as usize)
-                            .ok_or(Error::ComponentIndexOutOfRange(i))?;
+                        let to = self.params_mut(i)?;
                         for code in codes.iter() {
                             if !to.copy_from(&from, code) {
                                 return Err(Stop::Abort(Error::UnsupportedParameter(code)));
@@ -490,8 +648,8 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
 
     fn set_params(
         &mut self,
-        p: Parameters<'a>,
-        sel: &Selection<'a>,
+        p: Parameters<'m>,
+        sel: &Selection<'m>,
         scope: Scope,
         soft: &mut bool,
         only_if_unset: bool,
@@ -512,11 +670,7 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
                 }
                 other => {
                     for i in self.indices(sel)? {
-                        let params = self
-                            .params
-                            .get_mut(i as usize)
-                            .ok_or(Error::ComponentIndexOutOfRange(i))?;
-                        params.apply(other, only_if_unset);
+                        self.params_mut(i)?.apply(other, only_if_unset);
                     }
                 }
             }
@@ -527,7 +681,7 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
     fn try_each(
         &mut self,
         kind: SequenceKind,
-        t: TryEach<'a>,
+        t: TryEach<'m>,
         i: u32,
         depth: usize,
     ) -> Result<(), Stop> {
@@ -571,6 +725,15 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
                 None => false,
             },
             Condition::Abort => false,
+            #[cfg(feature = "trust-domains")]
+            Condition::IsDependency => self.is_dependency(i),
+            // Any failure of dependency-integrity aborts (`Err`): the draft leaves it no
+            // soft outcome.
+            #[cfg(feature = "trust-domains")]
+            Condition::DependencyIntegrity => {
+                self.dependency_integrity(i, &t, &p)?;
+                true
+            }
             Condition::UseBefore => match (p.use_before, self.platform.clock.now()) {
                 (Some(limit), Some(now)) => now <= limit,
                 _ => false,
@@ -591,27 +754,32 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
     fn image_matches(
         &mut self,
         i: u32,
-        t: &Target<'a>,
-        p: &Params<'a>,
+        t: &Target<'m>,
+        p: &Params<'m>,
     ) -> Result<Option<bool>, Error> {
         let Some(d) = p.digest else { return Ok(None) };
         if d.algorithm != suitcase_suit::DigestAlgorithm::Sha256 {
             return Err(Error::UnsupportedDigest);
         }
+        #[cfg(feature = "trust-domains")]
+        if self.is_dependency(i) {
+            return self.dependency_matches(i, t, p, d.bytes).map(Some);
+        }
         if let Some(Some((slot, w))) = self.written.get(i as usize)
             && *slot == p.slot
             && p.size.is_none_or(|s| s == w.len)
         {
+            let w = *w;
+            self.observed = Some(w);
             return Ok(Some(w.digest.as_slice() == d.bytes));
         }
         let len = match p.size {
             Some(s) => s,
             None => self.platform.storage.len(t)?,
         };
-        Ok(Some(
-            pipeline::digest_component(self.platform.storage, t, len)?
-                .is_some_and(|h| h.as_slice() == d.bytes),
-        ))
+        let h = pipeline::digest_component(self.platform.storage, t, len)?;
+        self.observed = h.map(|digest| Written { digest, len });
+        Ok(Some(h.is_some_and(|h| h.as_slice() == d.bytes)))
     }
 
     fn directive(&mut self, d: Directive, i: u32) -> Result<(), Error> {
@@ -667,11 +835,10 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
                 }
                 let st = self.target(src)?;
                 self.platform.storage.swap(&t, &st)?;
-                // Both contents moved: forget what was written, image-match reads back.
+                // Both contents moved: forget what was written (image-match reads back)
+                // and what was verified.
                 for k in [i, src] {
-                    if let Some(w) = self.written.get_mut(k as usize) {
-                        *w = None;
-                    }
+                    self.forget(k);
                 }
                 self.components_written |= (1 << i) | (1 << src);
                 Ok(())
@@ -693,9 +860,9 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
     fn install(
         &mut self,
         i: u32,
-        t: &Target<'a>,
-        p: &Params<'a>,
-        from: Input<'a, '_>,
+        t: &Target<'m>,
+        p: &Params<'m>,
+        from: Input<'m, '_>,
     ) -> Result<(), Error> {
         // Decryption is this pass's transform: each byte is decrypted, hashed and written
         // once. A build without it refuses an encrypted payload rather than install
@@ -718,6 +885,10 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
             .map(|d| d as &mut dyn pipeline::Transform);
         #[cfg(not(feature = "encryption"))]
         let transform = None;
+        let from_bytes = match from {
+            Input::Bytes(b) => Some(b),
+            _ => None,
+        };
         let platform = &mut *self.platform;
         let source = match from {
             Input::Bytes(b) => Source::Bytes(b),
@@ -727,8 +898,33 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
                 Source::Fetch(&mut *platform.fetch)
             }
         };
+        // Bytes that reach storage unchanged from the envelope can be used in place.
+        let plain = match (&from_bytes, &transform) {
+            (Some(b), None) => Some(*b),
+            _ => None,
+        };
         let w = pipeline::install(platform.storage, t, p.size, source, transform);
-        self.record_write(i, t.slot, w)
+        self.record_write(i, t.slot, w)?;
+        if let Some(slot) = self.plain.get_mut(i as usize) {
+            *slot = plain;
+        }
+        Ok(())
+    }
+
+    /// Forgets what this run knows of component `i`'s contents.
+    fn forget(&mut self, i: u32) {
+        let i = i as usize;
+        if let Some(w) = self.written.get_mut(i) {
+            *w = None;
+        }
+        if let Some(p) = self.plain.get_mut(i) {
+            *p = None;
+        }
+        // The draft's cache rule: a fetch or copy into the component drops the result
+        // of dependency-integrity.
+        if let Some(v) = self.verified.get_mut(i) {
+            *v = None;
+        }
     }
 
     fn record_write(
@@ -737,15 +933,223 @@ impl<'a, 'e, 'p> Machine<'a, 'e, 'p> {
         slot_param: Option<u64>,
         w: Result<Written, Error>,
     ) -> Result<(), Error> {
+        self.forget(i);
+        let w = w?;
         let slot = self
             .written
             .get_mut(i as usize)
             .ok_or(Error::ComponentIndexOutOfRange(i))?;
-        *slot = None;
-        let w = w?;
         *slot = Some((slot_param, w));
+        self.observed = Some(w);
         self.components_written |= 1 << i;
-        self.bytes_written += w.len;
+        self.ctx.bytes_written += w.len;
+        if self.depth > 0 {
+            self.ctx.dependency_writes += 1;
+        }
         Ok(())
+    }
+
+    /// The dependency envelope in component `i`: in place when it came untransformed
+    /// from the envelope, else read from storage into `buf` (`len` bytes: image-size,
+    /// else the component's length).
+    #[cfg(feature = "trust-domains")]
+    fn dependency_bytes<'b>(
+        &mut self,
+        i: u32,
+        t: &Target<'m>,
+        p: &Params<'m>,
+        buf: &'b mut [u8],
+    ) -> Result<&'b [u8], Error>
+    where
+        'm: 'b,
+    {
+        if let Some(Some(b)) = self.plain.get(i as usize) {
+            return Ok(b);
+        }
+        let len = match p.size {
+            Some(s) => s,
+            None => self.platform.storage.len(t)?,
+        };
+        let dst = usize::try_from(len)
+            .ok()
+            .and_then(|n| buf.get_mut(..n))
+            .ok_or(Error::Dependency {
+                component: i,
+                kind: DependencyError::TooLarge,
+            })?;
+        self.platform.storage.read(t, 0, dst)?;
+        Ok(dst)
+    }
+
+    /// image-match on a dependency component: the digest names the dependency's
+    /// *manifest* (the bstr-wrapped SUIT_Manifest), not the bytes of the envelope. An
+    /// envelope that does not decode does not match. The bytes are read into the free
+    /// part of the buffer and not kept: dependency-integrity reads them again.
+    #[cfg(feature = "trust-domains")]
+    fn dependency_matches(
+        &mut self,
+        i: u32,
+        t: &Target<'m>,
+        p: &Params<'m>,
+        want: &[u8],
+    ) -> Result<bool, Error> {
+        use sha2::Digest as _;
+        if self.ctx.keys.is_none() {
+            return Err(Error::Dependency {
+                component: i,
+                kind: DependencyError::Unsupported,
+            });
+        }
+        let scratch = core::mem::take(&mut self.ctx.buffer);
+        let r = self.dependency_bytes(i, t, p, &mut *scratch).map(|bytes| {
+            suitcase_suit::Envelope::decode(bytes)
+                .is_ok_and(|env| sha2::Sha256::digest(env.manifest_bytes).as_slice() == want)
+        });
+        self.ctx.buffer = scratch;
+        r
+    }
+
+    /// dependency-integrity (7): authenticate the dependency envelope in component `i`
+    /// under the key store's dependency policy, and check that its manifest digest is the
+    /// image-digest parameter. The verified bytes are kept for process-dependency.
+    #[cfg(feature = "trust-domains")]
+    fn dependency_integrity(
+        &mut self,
+        i: u32,
+        t: &Target<'m>,
+        p: &Params<'m>,
+    ) -> Result<(), Error> {
+        let dep = |kind| Error::Dependency { component: i, kind };
+        if !self.is_dependency(i) {
+            return Err(dep(DependencyError::NotADependency));
+        }
+        let keys = self.ctx.keys.ok_or(dep(DependencyError::Unsupported))?;
+        let want = p.digest.ok_or(Error::MissingParameter {
+            parameter: 3,
+            component: i,
+        })?;
+        if want.algorithm != suitcase_suit::DigestAlgorithm::Sha256 {
+            return Err(Error::UnsupportedDigest);
+        }
+        let bytes: &'m [u8] = match self.plain.get(i as usize).copied().flatten() {
+            Some(b) => b,
+            None => {
+                // Take the envelope's length from the front of the buffer for the rest
+                // of the procedure: these bytes are the ones process-dependency runs.
+                let len = match p.size {
+                    Some(s) => s,
+                    None => self.platform.storage.len(t)?,
+                };
+                let rest = core::mem::take(&mut self.ctx.buffer);
+                let n = usize::try_from(len).unwrap_or(usize::MAX);
+                if n > rest.len() {
+                    self.ctx.buffer = rest;
+                    return Err(dep(DependencyError::TooLarge));
+                }
+                let (head, tail) = rest.split_at_mut(n);
+                self.ctx.buffer = tail;
+                self.platform.storage.read(t, 0, head)?;
+                head
+            }
+        };
+        let role = Role::Dependency {
+            id: t.id,
+            depth: (self.depth + 1) as u8,
+        };
+        let a = auth::authenticate_as(bytes, keys, role).map_err(|e| match e {
+            Error::Auth(a) => dep(DependencyError::Auth(a)),
+            Error::Decode(d) => dep(DependencyError::Decode(d)),
+            other => other,
+        })?;
+        if a.envelope().auth.digest.algorithm != suitcase_suit::DigestAlgorithm::Sha256
+            || a.manifest_digest() != want.bytes
+        {
+            return Err(dep(DependencyError::DigestMismatch));
+        }
+        if a.manifest().component_id.is_some_and(|id| id != t.id) {
+            return Err(dep(DependencyError::IdMismatch));
+        }
+        if let Some(v) = self.verified.get_mut(i as usize) {
+            *v = Some((bytes, a.signers()));
+        }
+        Ok(())
+    }
+
+    /// process-dependency (11): run the verified dependency's shared sequence and its
+    /// section `kind`, in a frame of its own over the shared parameter table. Its
+    /// condition failures are this command's (soft-able here); its aborts abort.
+    #[cfg(feature = "trust-domains")]
+    fn process_dependency(&mut self, kind: SequenceKind, i: u32) -> Result<(), Stop> {
+        let dep = |kind| Stop::Abort(Error::Dependency { component: i, kind });
+        if kind == SequenceKind::Shared {
+            return Err(dep(DependencyError::InCommonSequence));
+        }
+        if !self.is_dependency(i) {
+            return Err(dep(DependencyError::NotADependency));
+        }
+        let Some((bytes, signers)) = self.verified.get(i as usize).copied().flatten() else {
+            return Err(dep(DependencyError::NotVerified));
+        };
+        let depth = self.depth + 1;
+        if depth > MAX_DEPENDENCY_DEPTH {
+            return Err(dep(DependencyError::TooDeep));
+        }
+        let child = auth::reopen(bytes, signers)?;
+        let digest = child.manifest_digest();
+        if self.ctx.chain.iter().take(depth).any(|d| *d == digest) {
+            return Err(dep(DependencyError::Cycle));
+        }
+        let path = self.path.child(i).ok_or(Error::Dependency {
+            component: i,
+            kind: DependencyError::TooDeep,
+        })?;
+        let Some(seq) = section(&child, kind)? else {
+            return Ok(());
+        };
+        if let Some(d) = self.ctx.chain.get_mut(depth) {
+            *d = digest;
+        }
+        let mut frame = Machine::new(
+            &child,
+            &mut *self.platform,
+            &mut *self.ctx,
+            self.procedure,
+            depth,
+            path,
+        )?;
+        match frame.run_top(kind, seq) {
+            Ok(()) => Ok(()),
+            Err(Error::ConditionFailed {
+                condition,
+                component,
+                ..
+            }) => Err(Stop::Condition(Failed::Condition(condition, component))),
+            Err(Error::TryEachExhausted { .. }) => Err(Stop::Condition(Failed::TryEach)),
+            Err(e) => Err(Stop::Abort(e)),
+        }
+    }
+}
+
+/// The manifest's sequence for `kind`: `None` when absent; severed and not carried is
+/// an error.
+fn section<'m>(
+    auth: &Authenticated<'m>,
+    kind: SequenceKind,
+) -> Result<Option<CommandSequence<'m>>, Error> {
+    let m = auth.manifest();
+    let severable = match kind {
+        SequenceKind::DependencyResolution => SeverableKind::DependencyResolution,
+        SequenceKind::PayloadFetch => SeverableKind::PayloadFetch,
+        SequenceKind::CandidateVerification => SeverableKind::CandidateVerification,
+        SequenceKind::Install => SeverableKind::Install,
+        SequenceKind::Validate => return Ok(m.validate),
+        SequenceKind::Load => return Ok(m.load),
+        SequenceKind::Invoke => return Ok(m.invoke),
+        SequenceKind::Shared => return Ok(m.common.shared_sequence),
+    };
+    match auth.envelope().sequence(m, severable)? {
+        SequenceSource::Absent => Ok(None),
+        SequenceSource::Available(q) => Ok(Some(q)),
+        SequenceSource::Severed => Err(Error::Severed(severable)),
     }
 }

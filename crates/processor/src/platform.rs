@@ -45,6 +45,9 @@ pub enum StorageError {
     Unsupported,
     /// The medium failed (flash error kind, I/O error).
     Device,
+    /// The component refused what was written: its content is checked as it is finished
+    /// (for example a trust store that does not verify against the current one).
+    Rejected,
 }
 
 /// Component storage: where images live. [`crate::storage::MemoryStorage`] keeps them in
@@ -190,12 +193,87 @@ impl Rule {
     }
 }
 
-/// The trust anchors and the policy over them.
+/// Which manifest is being authenticated: the envelope handed to `authenticate`, or a
+/// dependency reached through dependency-integrity (trust domains).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role<'x> {
+    /// The envelope handed to [`crate::authenticate`].
+    Root,
+    /// A dependency manifest.
+    Dependency {
+        /// Its component identifier (the dependency-prefix).
+        id: ComponentId<'x>,
+        /// 1 for a dependency of the root, 2 for one of that dependency, and so on.
+        depth: u8,
+    },
+}
+
+/// The anchors whose signatures count for a role, and the rules over them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy<'r> {
+    /// Bit set over [`KeyStore::anchors`]: only these anchors' verifications count.
+    /// An all-zero mask refuses everything (it never means "accept anything").
+    pub anchors: u32,
+    /// Every rule must hold over the counted anchors (empty: any one of them).
+    pub rules: &'r [Rule],
+}
+
+/// The trust anchors and the policies over them.
 pub trait KeyStore {
     /// The trust anchors (at most 32: the policy addresses them by bit).
     fn anchors(&self) -> &[TrustAnchor<'_>];
-    /// Every rule must hold. An empty policy means "any one anchor".
+    /// The root manifest's rules. Every rule must hold. An empty policy means "any one
+    /// anchor".
     fn policy(&self) -> &[Rule];
+    /// The policy for a role. `None` refuses manifests in that role
+    /// ([`crate::AuthError::RoleNotAllowed`]). The default trusts every anchor under
+    /// [`KeyStore::policy`] for the root and refuses every dependency, so a key that may
+    /// sign a device's root manifest never signs a dependency by accident.
+    fn policy_for(&self, role: Role<'_>) -> Option<Policy<'_>> {
+        match role {
+            Role::Root => Some(Policy {
+                anchors: u32::MAX,
+                rules: self.policy(),
+            }),
+            Role::Dependency { .. } => None,
+        }
+    }
+}
+
+/// A key store with two trust domains: the root manifest's signers (say, the device
+/// operator) and the dependencies' signers (say, the firmware author), each with its own
+/// anchors and rules, optionally narrowed per dependency identifier.
+#[derive(Clone, Copy, Debug)]
+pub struct DomainKeys<'k> {
+    /// Every anchor of every domain.
+    pub anchors: &'k [TrustAnchor<'k>],
+    /// Who may sign the root manifest.
+    pub root: Policy<'k>,
+    /// Who may sign a dependency, whatever its identifier; `None` refuses dependencies.
+    pub dependencies: Option<Policy<'k>>,
+    /// Narrower policies per dependency: the first entry whose encoded component
+    /// identifier equals the dependency's prefix wins over `dependencies`.
+    pub by_id: &'k [(&'k [u8], Policy<'k>)],
+}
+
+impl KeyStore for DomainKeys<'_> {
+    fn anchors(&self) -> &[TrustAnchor<'_>] {
+        self.anchors
+    }
+    fn policy(&self) -> &[Rule] {
+        self.root.rules
+    }
+    fn policy_for(&self, role: Role<'_>) -> Option<Policy<'_>> {
+        match role {
+            Role::Root => Some(self.root),
+            Role::Dependency { id, .. } => self
+                .by_id
+                .iter()
+                .find(|(encoded, _)| *encoded == id.as_bytes())
+                .map(|(_, p)| *p)
+                .or(self.dependencies),
+        }
+    }
 }
 
 /// A key store over static slices: the usual case on a device, where anchors are
@@ -525,4 +603,19 @@ pub struct Platform<'p> {
     /// Answers to the update-management conditions ([`NoPolicy`] when the device has
     /// none; used only with the `update-management` feature).
     pub policy: &'p mut dyn UpdatePolicy,
+    /// What the device lends for dependency manifests (trust domains); `None` on a
+    /// device that processes none (dependency-integrity then aborts).
+    pub dependencies: Option<DependencySupport<'p>>,
+}
+
+/// What the processor needs to handle dependency manifests.
+pub struct DependencySupport<'p> {
+    /// The anchors and per-role policies dependencies are authenticated with
+    /// ([`KeyStore::policy_for`] with [`Role::Dependency`]).
+    pub keys: &'p dyn KeyStore,
+    /// RAM for dependency envelopes that are not integrated in the root envelope (those
+    /// are used in place): each one verified during a procedure takes its length from
+    /// the front, for the rest of the procedure, so that the bytes checked are the bytes
+    /// run. Size it as the sum of the dependency envelopes one procedure verifies.
+    pub buffer: &'p mut [u8],
 }

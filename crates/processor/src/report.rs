@@ -72,9 +72,42 @@ pub enum Outcome {
     Failure,
 }
 
+/// Where a manifest sits among dependencies: the component indices that lead to it
+/// from the root (empty for the root). A SUIT_Record's manifest-id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ManifestPath {
+    len: u8,
+    indices: [u8; crate::MAX_DEPENDENCY_DEPTH],
+}
+
+impl ManifestPath {
+    /// The root manifest.
+    pub const ROOT: ManifestPath = ManifestPath {
+        len: 0,
+        indices: [0; crate::MAX_DEPENDENCY_DEPTH],
+    };
+
+    /// The indices from the root.
+    pub fn indices(&self) -> &[u8] {
+        self.indices.get(..usize::from(self.len)).unwrap_or(&[])
+    }
+
+    /// The path of the dependency at component `index` of this manifest; `None` past
+    /// [`crate::MAX_DEPENDENCY_DEPTH`].
+    #[cfg(feature = "trust-domains")]
+    pub(crate) fn child(&self, index: u32) -> Option<ManifestPath> {
+        let mut next = *self;
+        *next.indices.get_mut(usize::from(self.len))? = u8::try_from(index).ok()?;
+        next.len += 1;
+        Some(next)
+    }
+}
+
 /// One record: which command, where, on which component, with what result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Record {
+    /// Which manifest: the root, or a dependency.
+    pub manifest: ManifestPath,
     /// The sequence.
     pub sequence: SequenceKind,
     /// Byte offset of the command within its (innermost) sequence.
@@ -87,6 +120,10 @@ pub struct Record {
     pub outcome: Outcome,
     /// Whether the policy asks for system information alongside.
     pub sysinfo: bool,
+    /// What the command found or made, for the system information: the SHA-256 and
+    /// length of the component's image as image-match / image-not-match measured it, or
+    /// as write / fetch / copy wrote it. `None` for other commands.
+    pub observed: Option<crate::pipeline::Written>,
 }
 
 /// Receives records. Called only when the command's reporting policy asks for one.

@@ -1,6 +1,7 @@
-//! Two [`ComponentStorage`] implementations: RAM buffers (tests, simulators, RAM
-//! components such as example 4's load target) and regions of an embedded-storage
-//! `NorFlash` (real devices and the flash simulator).
+//! [`ComponentStorage`] implementations: RAM buffers (tests, simulators, RAM components
+//! such as example 4's load target), regions of an embedded-storage `NorFlash` (real
+//! devices and the flash simulator), and [`Held`], which keeps one component in RAM and
+//! checks it as its write finishes (a trust store, a second-stage bootloader package).
 
 use embedded_storage::nor_flash::NorFlash;
 
@@ -341,6 +342,134 @@ impl<F: NorFlash> ComponentStorage for FlashStorage<'_, F> {
                 .write(r.offset + at, bytes)
                 .map_err(|_| StorageError::Device)
         })
+    }
+}
+
+/// Decides whether the bytes written into a [`Held`] component are acceptable.
+pub trait Accept {
+    /// `true` accepts `bytes`; `false` fails the write with [`StorageError::Rejected`].
+    fn accept(&mut self, bytes: &[u8]) -> bool;
+}
+
+/// A storage that keeps the component `id` (encoded identifier) in a RAM buffer, checks
+/// it with `A` when its write finishes, and hands every other component to `inner`.
+/// Refusing at `finish_write` fails the update before the rollback counter moves; the
+/// caller installs [`Held::accepted`] only once the whole update succeeded.
+pub struct Held<'s, A> {
+    inner: &'s mut dyn ComponentStorage,
+    id: &'s [u8],
+    buf: &'s mut [u8],
+    len: usize,
+    accepted: bool,
+    /// The check (and whatever it records about a refusal).
+    pub check: A,
+}
+
+impl<'s, A: Accept> Held<'s, A> {
+    /// Holds component `id` in `buf` (size it for the largest payload).
+    pub fn new(
+        inner: &'s mut dyn ComponentStorage,
+        id: &'s [u8],
+        buf: &'s mut [u8],
+        check: A,
+    ) -> Self {
+        Held {
+            inner,
+            id,
+            buf,
+            len: 0,
+            accepted: false,
+            check,
+        }
+    }
+
+    /// The bytes written and accepted, if the component was written.
+    pub fn accepted(&self) -> Option<&[u8]> {
+        if self.accepted {
+            self.buf.get(..self.len)
+        } else {
+            None
+        }
+    }
+
+    fn holds(&self, t: &Target<'_>) -> bool {
+        t.id.as_bytes() == self.id
+    }
+}
+
+impl<A: Accept> ComponentStorage for Held<'_, A> {
+    fn len(&mut self, t: &Target<'_>) -> Result<u64, StorageError> {
+        if self.holds(t) {
+            Ok(self.len as u64)
+        } else {
+            self.inner.len(t)
+        }
+    }
+
+    fn read(&mut self, t: &Target<'_>, offset: u64, out: &mut [u8]) -> Result<(), StorageError> {
+        if !self.holds(t) {
+            return self.inner.read(t, offset, out);
+        }
+        let start = usize::try_from(offset).map_err(|_| StorageError::OutOfBounds)?;
+        let src = start
+            .checked_add(out.len())
+            .filter(|&end| end <= self.len)
+            .and_then(|end| self.buf.get(start..end))
+            .ok_or(StorageError::OutOfBounds)?;
+        out.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn begin_write(&mut self, t: &Target<'_>, size: Option<u64>) -> Result<(), StorageError> {
+        if !self.holds(t) {
+            return self.inner.begin_write(t, size);
+        }
+        if size.is_some_and(|s| s > self.buf.len() as u64) {
+            return Err(StorageError::OutOfSpace);
+        }
+        self.len = 0;
+        self.accepted = false;
+        Ok(())
+    }
+
+    fn write(&mut self, t: &Target<'_>, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        if !self.holds(t) {
+            return self.inner.write(t, offset, data);
+        }
+        if offset != self.len as u64 {
+            return Err(StorageError::OutOfBounds);
+        }
+        let dst = self
+            .len
+            .checked_add(data.len())
+            .and_then(|end| self.buf.get_mut(self.len..end))
+            .ok_or(StorageError::OutOfSpace)?;
+        dst.copy_from_slice(data);
+        self.len += data.len();
+        Ok(())
+    }
+
+    fn finish_write(&mut self, t: &Target<'_>, len: u64) -> Result<(), StorageError> {
+        if !self.holds(t) {
+            return self.inner.finish_write(t, len);
+        }
+        if len != self.len as u64 {
+            return Err(StorageError::OutOfBounds);
+        }
+        let bytes = self.buf.get(..self.len).ok_or(StorageError::OutOfBounds)?;
+        if self.check.accept(bytes) {
+            self.accepted = true;
+            Ok(())
+        } else {
+            Err(StorageError::Rejected)
+        }
+    }
+
+    fn swap(&mut self, a: &Target<'_>, b: &Target<'_>) -> Result<(), StorageError> {
+        if self.holds(a) || self.holds(b) {
+            return Err(StorageError::Unsupported);
+        }
+        self.inner.swap(a, b)
     }
 }
 

@@ -12,6 +12,8 @@ mod processor {
     #[cfg(all(feature = "report", feature = "p256", feature = "hmac"))]
     pub mod report;
     pub mod rollback;
+    #[cfg(feature = "trust-domains")]
+    pub mod trust_domains;
     #[cfg(feature = "update-management")]
     pub mod update_management;
 }

@@ -37,7 +37,7 @@ pub use component::{ComponentId, Components};
 pub use digest::{Digest, DigestAlgorithm};
 pub use envelope::{AuthWrapper, Envelope, Resolved, SequenceSource};
 pub use error::{DecodeError, DecodeErrorKind, Element};
-pub use manifest::{Common, Manifest, Member, SeverableKind};
+pub use manifest::{Common, Dependencies, Dependency, Manifest, Member, SeverableKind};
 pub use parameter::{Parameter, Parameters, VendorId};
 
 /// Deepest CBOR nesting accepted anywhere (generic items: text maps, COSE headers,

@@ -1,5 +1,6 @@
 //! SUIT_Manifest and SUIT_Common (`suit-codes.md` §2, §3).
 
+use crate::MAX_COMPONENTS;
 use crate::cbor::{Reader, Result, Wrapped};
 use crate::command::CommandSequence;
 use crate::component::{ComponentId, Components};
@@ -79,8 +80,8 @@ impl SeverableKind {
 /// SUIT_Common.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Common<'a> {
-    /// Key 1 (trust domains): `{+ uint => {? 1: prefix}}`, validated and kept encoded.
-    pub dependencies: Option<&'a [u8]>,
+    /// Key 1 (trust domains): the component indices that hold dependency manifests.
+    pub dependencies: Option<Dependencies<'a>>,
     /// Key 2.
     pub components: Components<'a>,
     /// Key 4.
@@ -96,26 +97,7 @@ impl<'a> Common<'a> {
         for _ in 0..n {
             let at = r.offset();
             match r.i64()? {
-                1 => {
-                    let start = r.pos();
-                    let k = r.map()?;
-                    let first_dep = r.pos();
-                    for _ in 0..k {
-                        r.u32()?;
-                        let m = r.map()?;
-                        let first_field = r.pos();
-                        for _ in 0..m {
-                            let fat = r.offset();
-                            if r.i64()? != 1 {
-                                return Err(DecodeError::new(K::InvalidValue, fat));
-                            }
-                            ComponentId::read(&mut r)?;
-                        }
-                        r.ensure_unique_keys(first_field, m, 2)?;
-                    }
-                    r.ensure_unique_keys(first_dep, k, 1)?;
-                    c.dependencies = Some(r.since(start));
-                }
+                1 => c.dependencies = Some(Dependencies::read(&mut r)?),
                 2 => c.components = Components::read(&mut r)?,
                 4 => c.shared_sequence = Some(CommandSequence::read_wrapped(&mut r, 0, true)?),
                 k => return Err(DecodeError::new(K::UnknownCommonElement(k), at)),
@@ -123,7 +105,99 @@ impl<'a> Common<'a> {
         }
         r.ensure_unique_keys(first, n, 0)?;
         r.finish()?;
+        // A dependency index that also names a listed component would give one index two
+        // identifiers (the component's and the dependency prefix): refused as ambiguous.
+        if let Some(d) = c.dependencies
+            && d.iter()
+                .any(|dep| (dep.index as usize) < c.components.len())
+        {
+            return Err(DecodeError::new(K::InvalidValue, w.inner_base));
+        }
         Ok(c)
+    }
+}
+
+/// One entry of SUIT_Dependencies: the component index that holds a dependency manifest,
+/// and its dependency-prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dependency<'a> {
+    /// The component index (same index space as `common.components`).
+    pub index: u32,
+    /// Key 1: the dependency-prefix, which names the dependency's component.
+    pub prefix: Option<ComponentId<'a>>,
+}
+
+/// SUIT_Dependencies (trust domains, common key 1): `{+ uint => {? 1: prefix}}`. Kept
+/// encoded; validated once at decode, so iteration cannot fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Dependencies<'a> {
+    raw: &'a [u8],
+}
+
+impl<'a> Dependencies<'a> {
+    fn read(r: &mut Reader<'a>) -> Result<Self> {
+        let start = r.pos();
+        let k = r.map()?;
+        if k == 0 {
+            return r.err(K::InvalidValue);
+        }
+        let first_dep = r.pos();
+        for _ in 0..k {
+            // Indices share the components' table, so they obey its bound.
+            let at = r.offset();
+            if r.u32()? as usize >= MAX_COMPONENTS {
+                return Err(DecodeError::new(K::TooManyComponents, at));
+            }
+            let m = r.map()?;
+            let first_field = r.pos();
+            for _ in 0..m {
+                let fat = r.offset();
+                if r.i64()? != 1 {
+                    return Err(DecodeError::new(K::InvalidValue, fat));
+                }
+                ComponentId::read(r)?;
+            }
+            r.ensure_unique_keys(first_field, m, 2)?;
+        }
+        r.ensure_unique_keys(first_dep, k, 1)?;
+        Ok(Dependencies {
+            raw: r.since(start),
+        })
+    }
+
+    /// The encoded map.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// The entries, in encoded order.
+    pub fn iter(&self) -> impl Iterator<Item = Dependency<'a>> + use<'a> {
+        let mut r = Reader::new(self.raw, 0);
+        let n = if self.raw.is_empty() {
+            0
+        } else {
+            r.map().unwrap_or(0)
+        };
+        (0..n).map_while(move |_| {
+            let index = r.u32().ok()?;
+            let fields = r.map().ok()?;
+            let mut prefix = None;
+            for _ in 0..fields {
+                r.i64().ok()?;
+                prefix = Some(ComponentId::read(&mut r).ok()?);
+            }
+            Some(Dependency { index, prefix })
+        })
+    }
+
+    /// The entry for component index `index`, if it is a dependency.
+    pub fn get(&self, index: u32) -> Option<Dependency<'a>> {
+        self.iter().find(|d| d.index == index)
+    }
+
+    /// Whether component index `index` holds a dependency.
+    pub fn contains(&self, index: u32) -> bool {
+        self.get(index).is_some()
     }
 }
 
@@ -243,6 +317,34 @@ impl<'a> Manifest<'a> {
         ))?;
         m.common = common.ok_or(DecodeError::new(K::Missing(Element::Common), map_at))?;
         Ok(m)
+    }
+
+    /// The size of the component index space: the listed components, extended to the
+    /// highest dependency index (dependencies are components too, and their indices
+    /// follow the list in every published example). At most [`MAX_COMPONENTS`].
+    pub fn index_count(&self) -> usize {
+        let deps = self
+            .common
+            .dependencies
+            .iter()
+            .flat_map(|d| d.iter())
+            .map(|d| d.index as usize + 1)
+            .max()
+            .unwrap_or(0);
+        self.common.components.len().max(deps)
+    }
+
+    /// The identifier of component index `index`: a listed component's identifier, or a
+    /// dependency's prefix.
+    pub fn component_id(&self, index: u32) -> Option<ComponentId<'a>> {
+        match self.common.components.get(index as usize) {
+            Some(id) => Some(id),
+            None => self
+                .common
+                .dependencies
+                .and_then(|d| d.get(index))
+                .and_then(|d| d.prefix),
+        }
     }
 
     /// The state of a severable member as the manifest records it.

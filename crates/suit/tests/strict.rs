@@ -171,3 +171,62 @@ fn indefinite_lengths_and_oversized_integers_are_refused() {
         K::InvalidValue
     );
 }
+
+/// A manifest whose common holds `deps` (SUIT_Dependencies) and one component.
+fn with_dependencies(deps: Value) -> Vec<u8> {
+    let common = wrap(&Value::Map(vec![
+        (int(1), deps),
+        (
+            int(2),
+            Value::Array(vec![Value::Array(vec![Value::Bytes(vec![0])])]),
+        ),
+    ]));
+    let m = Value::Map(vec![(int(1), int(1)), (int(2), int(7)), (int(3), common)]);
+    envelope(vec![(int(2), auth()), (int(3), wrap(&m))])
+}
+
+fn prefix(p: &[u8]) -> Value {
+    Value::Map(vec![(int(1), Value::Array(vec![Value::Bytes(p.to_vec())]))])
+}
+
+#[test]
+fn dependencies_extend_the_index_space_and_name_their_components() {
+    let b = with_dependencies(Value::Map(vec![(int(2), prefix(b"dep"))]));
+    let e = Envelope::decode(&b).unwrap();
+    let m = e.manifest().unwrap();
+    assert_eq!(m.index_count(), 3, "component 0, a gap at 1, dependency 2");
+    let d = m.common.dependencies.unwrap();
+    assert!(d.contains(2) && !d.contains(0) && !d.contains(1));
+    let id = m.component_id(2).unwrap();
+    assert_eq!(id.segments().collect::<Vec<_>>(), [b"dep"]);
+    assert!(m.component_id(1).is_none());
+    assert_eq!(
+        m.component_id(0).unwrap().segments().next(),
+        Some(&[0u8][..])
+    );
+}
+
+#[test]
+fn malformed_dependency_maps_are_refused() {
+    // The index of a listed component: one index, two identifiers.
+    let b = with_dependencies(Value::Map(vec![(int(0), prefix(b"dep"))]));
+    assert_eq!(kind(&b), K::InvalidValue);
+    // Past the component table.
+    let b = with_dependencies(Value::Map(vec![(int(8), prefix(b"dep"))]));
+    assert_eq!(kind(&b), K::TooManyComponents);
+    // Empty map; unknown metadata key; duplicate index.
+    assert_eq!(
+        kind(&with_dependencies(Value::Map(vec![]))),
+        K::InvalidValue
+    );
+    let b = with_dependencies(Value::Map(vec![(
+        int(1),
+        Value::Map(vec![(int(2), Value::Array(vec![]))]),
+    )]));
+    assert_eq!(kind(&b), K::InvalidValue);
+    let b = with_dependencies(Value::Map(vec![
+        (int(1), prefix(b"a")),
+        (int(1), prefix(b"b")),
+    ]));
+    assert_eq!(kind(&b), K::DuplicateKey);
+}

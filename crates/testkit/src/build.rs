@@ -50,6 +50,50 @@ pub fn digest_of(image: &[u8]) -> Value {
     wrap(&Value::Array(vec![int(-16), bytes(&Sha256::digest(image))]))
 }
 
+/// A component identifier value.
+pub fn component(segments: &[&[u8]]) -> Value {
+    Value::Array(segments.iter().map(|s| bytes(s)).collect())
+}
+
+/// A SUIT_Manifest value: `components`, `dependencies` (trust domains: component index →
+/// dependency-prefix), the shared sequence, and further members by key.
+pub fn manifest(
+    sequence_number: u64,
+    components: &[&[&[u8]]],
+    dependencies: &[(u32, &[&[u8]])],
+    shared: Option<Value>,
+    members: &[(i64, Value)],
+) -> Value {
+    let mut common = Vec::new();
+    if !dependencies.is_empty() {
+        let deps = dependencies
+            .iter()
+            .map(|(i, p)| {
+                let prefix = Value::Map(vec![(int(1), component(p))]);
+                (int(i64::from(*i)), prefix)
+            })
+            .collect();
+        common.push((int(1), Value::Map(deps)));
+    }
+    let comps = components.iter().map(|c| component(c)).collect();
+    common.push((int(2), Value::Array(comps)));
+    if let Some(s) = shared {
+        common.push((int(4), s));
+    }
+    let mut m = vec![
+        (int(1), int(1)),
+        (int(2), Value::Integer(sequence_number.into())),
+        (int(3), wrap(&Value::Map(common))),
+    ];
+    m.extend(members.iter().map(|(k, v)| (int(*k), v.clone())));
+    Value::Map(m)
+}
+
+/// `manifest`'s encoding.
+pub fn encode(v: &Value) -> Vec<u8> {
+    enc(v)
+}
+
 /// An unsigned envelope (auth wrapper with a dummy digest: [`crate::resign::Rewrite`]
 /// recomputes it). `members` are extra manifest entries (sequences by key);
 /// `integrated` are text-keyed envelope entries.
@@ -60,27 +104,12 @@ pub fn envelope(
     members: &[(i64, Value)],
     integrated: &[(&str, &[u8])],
 ) -> Vec<u8> {
-    let comps = Value::Array(
-        components
-            .iter()
-            .map(|c| Value::Array(c.iter().map(|s| bytes(s)).collect()))
-            .collect(),
-    );
-    let mut common = vec![(int(2), comps)];
-    if let Some(s) = shared {
-        common.push((int(4), s));
-    }
-    let mut m = vec![
-        (int(1), int(1)),
-        (int(2), Value::Integer(sequence_number.into())),
-        (int(3), wrap(&Value::Map(common))),
-    ];
-    m.extend(members.iter().map(|(k, v)| (int(*k), v.clone())));
+    let m = manifest(sequence_number, components, &[], shared, members);
     let auth = wrap(&Value::Array(vec![wrap(&Value::Array(vec![
         int(-16),
         bytes(&[0; 32]),
     ]))]));
-    let mut env = vec![(int(2), auth), (int(3), wrap(&Value::Map(m)))];
+    let mut env = vec![(int(2), auth), (int(3), wrap(&m))];
     env.extend(integrated.iter().map(|(k, v)| (text(k), bytes(v))));
     enc(&Value::Tag(107, Box::new(Value::Map(env))))
 }

@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 
 use ciborium::Value;
-use suitcase_processor::Platform;
 use suitcase_processor::platform::{
-    Clock, Fetch, FetchError, Invoke, InvokeError, MemoryRollback, NamedKey, StaticDecryptionKeys,
-    StaticIdentity, Target,
+    Clock, Fetch, FetchError, Invoke, InvokeError, KeyStore, MemoryRollback, NamedKey,
+    StaticDecryptionKeys, StaticIdentity, Target,
 };
 use suitcase_processor::report::{Record, Reporter};
 use suitcase_processor::storage::{MemoryComponent, MemoryStorage};
+use suitcase_processor::{DependencySupport, Platform};
 
 /// Vendor UUID of every manifest-spec example (fa6b4a53-d5ad-5fdf-be9d-e663e4d41ffe).
 pub const SPEC_VENDOR: [u8; 16] = [
@@ -73,6 +73,8 @@ pub struct MemDevice {
     pub device_keys: Vec<(Option<Vec<u8>>, Vec<u8>)>,
     /// Update-management answers (all `None` by default: such conditions abort).
     pub policy: suitcase_processor::platform::StaticPolicy,
+    /// Bytes of RAM lent for dependency envelopes ([`MemDevice::with_dependencies`]).
+    pub dependency_buffer: usize,
 }
 
 impl MemDevice {
@@ -97,6 +99,7 @@ impl MemDevice {
             keks: Vec::new(),
             device_keys: Vec::new(),
             policy: Default::default(),
+            dependency_buffer: 1024,
         }
     }
 
@@ -158,8 +161,28 @@ impl MemDevice {
         &c.data[..c.len]
     }
 
-    /// Runs `f` with a [`Platform`] over this device.
+    /// Runs `f` with a [`Platform`] over this device (no dependency support).
     pub fn with_platform<R>(&mut self, f: impl FnOnce(&mut Platform<'_>) -> R) -> R {
+        self.platform_with(None, f)
+    }
+
+    /// Runs `f` with a [`Platform`] that processes dependency manifests (trust domains):
+    /// they are authenticated with `keys`, and envelopes that are not integrated are read
+    /// into a buffer of [`MemDevice::dependency_buffer`] bytes.
+    pub fn with_dependencies<R>(
+        &mut self,
+        keys: &dyn KeyStore,
+        f: impl FnOnce(&mut Platform<'_>) -> R,
+    ) -> R {
+        self.platform_with(Some(keys), f)
+    }
+
+    fn platform_with<R>(
+        &mut self,
+        keys: Option<&dyn KeyStore>,
+        f: impl FnOnce(&mut Platform<'_>) -> R,
+    ) -> R {
+        let mut buffer = vec![0u8; self.dependency_buffer];
         let mut comps: Vec<MemoryComponent<'_>> = self
             .components
             .iter_mut()
@@ -197,6 +220,10 @@ impl MemDevice {
             reporter: &mut reporter,
             decryption: &decryption,
             policy: &mut self.policy,
+            dependencies: keys.map(|keys| DependencySupport {
+                keys,
+                buffer: &mut buffer,
+            }),
         };
         let r = f(&mut platform);
         let lens: Vec<usize> = comps.iter().map(|c| c.len).collect();

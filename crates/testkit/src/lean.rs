@@ -100,6 +100,7 @@ impl Example3 {
             reporter: &mut NoReport,
             decryption: &NoDecryptionKeys,
             policy: &mut NoPolicy,
+            dependencies: None,
         })
     }
 }

@@ -210,6 +210,7 @@ fn boot() {
         reporter: &mut NoReport,
         decryption: &NoDecryptionKeys,
         policy: &mut suitcase_processor::platform::NoPolicy,
+        dependencies: None,
     });
 }
 

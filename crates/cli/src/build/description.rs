@@ -183,7 +183,8 @@ pub struct DependencyDesc {
     pub uri: Option<String>,
     /// The component ID the dependency manifest is stored under; default `[NAME]`.
     pub id: Option<Vec<String>>,
-    /// dependency-prefix: prepended to the dependency's component IDs.
+    /// Another name for `id`: the dependency-prefix, which names the dependency's
+    /// component.
     pub prefix: Option<Vec<String>>,
 }
 
@@ -264,12 +265,10 @@ pub struct Ciphertext {
     pub bytes: Vec<u8>,
 }
 
-/// A dependency's extra data.
-#[derive(Clone, Debug, Default)]
-pub struct Dependency {
-    /// dependency-prefix.
-    pub prefix: Option<Vec<Vec<u8>>>,
-}
+/// Marks a component that holds a dependency manifest (its `id` is the
+/// dependency-prefix; its image is the dependency's manifest digest and envelope size).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Dependency;
 
 /// Which members are severed.
 #[derive(Clone, Copy, Debug, Default)]
@@ -491,9 +490,14 @@ pub fn resolve(d: &Description, base: &Path, now: u64) -> anyhow::Result<Plan> {
     for (j, dep) in d.dependencies.iter().enumerate() {
         let i = d.components.len() + j;
         let what = format!("dependency {:?}", dep.name);
-        let id = match &dep.id {
-            Some(id) => segments(&format!("{what}.id"), id)?,
-            None => vec![dep.name.as_bytes().to_vec()],
+        // The dependency's component is named by its dependency-prefix (as in the
+        // trust-domains draft's examples); `prefix` is accepted as another name for `id`.
+        let id = match (&dep.id, &dep.prefix) {
+            (Some(a), Some(b)) if a != b => {
+                bail!("{what}: id and prefix both name the dependency's component; give one")
+            }
+            (Some(id), _) | (None, Some(id)) => segments(&format!("{what}.id"), id)?,
+            (None, None) => vec![dep.name.as_bytes().to_vec()],
         };
         if names.insert(dep.name.clone(), i).is_some() {
             bail!("{what}: the name is used twice");
@@ -733,14 +737,17 @@ pub fn resolve(d: &Description, base: &Path, now: u64) -> anyhow::Result<Plan> {
         let path = base.join(&dep.envelope);
         let bytes =
             std::fs::read(&path).with_context(|| format!("{what}.envelope: {}", path.display()))?;
-        suitcase_suit::Envelope::decode(&bytes).map_err(|e| {
+        let env = suitcase_suit::Envelope::decode(&bytes).map_err(|e| {
             anyhow!(
                 "{what}.envelope: {}: not a SUIT envelope: {e}",
                 path.display()
             )
         })?;
+        // A dependency is named by its manifest digest (the draft: image-match and
+        // dependency-integrity compare the bstr-wrapped manifest's digest), not by the
+        // digest of the envelope bytes, which change with every added signature.
         let img = Image {
-            digest: Sha256::digest(&bytes).into(),
+            digest: Sha256::digest(env.manifest_bytes).into(),
             size: bytes.len() as u64,
         };
         let uri = match &dep.uri {
@@ -751,15 +758,10 @@ pub fn resolve(d: &Description, base: &Path, now: u64) -> anyhow::Result<Plan> {
                 key
             }
         };
-        let prefix = dep
-            .prefix
-            .as_ref()
-            .map(|p| segments(&format!("{what}.prefix"), p))
-            .transpose()?;
         let comp = &mut plan.components[i];
         comp.image = Some(img);
         comp.uri = Some(uri);
-        comp.dependency = Some(Dependency { prefix });
+        comp.dependency = Some(Dependency);
     }
 
     if let Some(t) = &d.text {

@@ -4,10 +4,10 @@
 //! | sequence | per component, in index order (`set-component-index i` first when there are several) |
 //! |---|---|
 //! | shared (4) | override {vendor, class, digest, size}; A/B: try-each over the slots (override slot, condition-component-slot, override digest and size); condition vendor, class |
-//! | dependency-resolution (15) | dependencies: override {digest, size, uri}, fetch, image-match |
+//! | dependency-resolution (15) | dependencies: override {uri}, fetch, image-match (the digest, set in the shared sequence, is the dependency's manifest digest) |
 //! | payload-fetch (16) | images with `fetch-into`: on the staging component, override {digest, uri}, fetch, image-match |
-//! | install (20) | dependencies: process-dependency; images: override {uri} (A/B: try-each by slot), fetch, image-match; staged: override {source}, copy, image-match; in-manifest: override {content}, write, image-match; encrypted images add encryption-info to the override |
-//! | validate (7) | dependencies: process-dependency; images: image-match |
+//! | install (20) | dependencies: dependency-integrity, process-dependency; images: override {uri} (A/B: try-each by slot), fetch, image-match; staged: override {source}, copy, image-match; in-manifest: override {content}, write, image-match; encrypted images add encryption-info to the override |
+//! | validate (7) | dependencies: dependency-integrity, process-dependency; images: image-match |
 //! | load (8) | `load-from`: override {digest, size, source}, copy, image-match |
 //! | invoke (9) | the `invoke` component: invoke |
 //!
@@ -24,6 +24,7 @@ const COND_VENDOR: i64 = 1;
 const COND_CLASS: i64 = 2;
 const COND_IMAGE_MATCH: i64 = 3;
 const COND_SLOT: i64 = 5;
+const COND_DEPENDENCY_INTEGRITY: i64 = 7;
 const DIR_PROCESS_DEPENDENCY: i64 = 11;
 const DIR_WRITE: i64 = 18;
 const DIR_SET_INDEX: i64 = 12;
@@ -48,7 +49,6 @@ const P_SOURCE: i64 = 22;
 const REPORT_ALL: i64 = 15;
 const REPORT_SLOT: i64 = 5;
 const REPORT_FAILURE: i64 = 2;
-const REPORT_NONE: i64 = 0;
 
 /// SHA-256, COSE algorithm -16.
 const SHA256: i64 = -16;
@@ -138,10 +138,10 @@ fn shared(plan: &Plan, multi: bool) -> Seq {
                 p.push((P_CLASS, uuid(class)));
             }
         }
-        // A load target's digest is set where it is loaded; a dependency's where it is
-        // fetched.
+        // A load target's digest is set where it is loaded. A dependency's is here, so
+        // that every procedure's dependency-integrity (install, and validate at boot)
+        // finds it.
         if c.load_from.is_none()
-            && c.dependency.is_none()
             && let Some(img) = &c.image
         {
             p.push((P_DIGEST, digest_param(&img.digest)));
@@ -176,13 +176,9 @@ fn shared(plan: &Plan, multi: bool) -> Seq {
 fn dependency_resolution(plan: &Plan, multi: bool) -> Seq {
     let mut s = Seq::default();
     for (i, c) in plan.components.iter().enumerate() {
-        if let (Some(_), Some(img), Some(uri)) = (&c.dependency, &c.image, &c.uri) {
+        if let (Some(_), Some(uri)) = (&c.dependency, &c.uri) {
             s.select(multi, i);
-            s.params(vec![
-                (P_DIGEST, digest_param(&img.digest)),
-                (P_SIZE, Item::int(img.size)),
-                (P_URI, Item::Text(uri.clone())),
-            ]);
+            s.params(vec![(P_URI, Item::Text(uri.clone()))]);
             s.policy(DIR_FETCH, REPORT_FAILURE);
             s.policy(COND_IMAGE_MATCH, REPORT_ALL);
         }
@@ -212,7 +208,8 @@ fn install(plan: &Plan, multi: bool) -> Seq {
     for (i, c) in plan.components.iter().enumerate() {
         if c.dependency.is_some() {
             s.select(multi, i);
-            s.policy(DIR_PROCESS_DEPENDENCY, REPORT_NONE);
+            s.policy(COND_DEPENDENCY_INTEGRITY, REPORT_ALL);
+            s.policy(DIR_PROCESS_DEPENDENCY, REPORT_FAILURE);
         }
     }
     for (i, c) in plan.components.iter().enumerate() {
@@ -265,7 +262,8 @@ fn validate(plan: &Plan, multi: bool) -> Seq {
     for (i, c) in plan.components.iter().enumerate() {
         if c.dependency.is_some() {
             s.select(multi, i);
-            s.policy(DIR_PROCESS_DEPENDENCY, REPORT_NONE);
+            s.policy(COND_DEPENDENCY_INTEGRITY, REPORT_ALL);
+            s.policy(DIR_PROCESS_DEPENDENCY, REPORT_FAILURE);
         } else if c.validate {
             s.select(multi, i);
             s.policy(COND_IMAGE_MATCH, REPORT_ALL);
@@ -335,16 +333,10 @@ pub fn envelope(plan: &Plan) -> Result<Built, DuplicateKey> {
         .iter()
         .enumerate()
         .filter_map(|(i, c)| {
-            c.dependency.as_ref().map(|d| {
-                let m = match &d.prefix {
-                    Some(p) => Item::int_map([(
-                        1,
-                        Item::Array(p.iter().map(|s| Item::Bytes(s.clone())).collect()),
-                    )]),
-                    None => Item::Map(vec![]),
-                };
-                (i as i64, m)
-            })
+            // The dependency-prefix names the dependency's component; its index follows
+            // the listed components (they come first in the plan).
+            c.dependency
+                .map(|_| (i as i64, Item::int_map([(1, component_id(c))])))
         })
         .collect();
     if !deps.is_empty() {
@@ -352,7 +344,13 @@ pub fn envelope(plan: &Plan) -> Result<Built, DuplicateKey> {
     }
     common.push((
         2,
-        Item::Array(plan.components.iter().map(component_id).collect()),
+        Item::Array(
+            plan.components
+                .iter()
+                .filter(|c| c.dependency.is_none())
+                .map(component_id)
+                .collect(),
+        ),
     ));
     let shared = shared(plan, multi);
     if !shared.is_empty() {

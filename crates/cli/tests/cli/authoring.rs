@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use suitcase_cose::{OwnedVerifyingKey, verifying_key_from_pem};
-use suitcase_processor::platform::{Rule, StaticKeys, TrustAnchor};
+use suitcase_processor::platform::{DomainKeys, Policy, Rule, StaticKeys, TrustAnchor};
 use suitcase_processor::{Authenticated, Error, authenticate};
 use suitcase_suit::{Condition, Envelope};
 use suitcase_testkit::device::MemDevice;
@@ -48,14 +48,14 @@ impl Drop for Dir {
 }
 
 /// Runs the binary and insists on exit 0.
-fn ok(args: &[&str]) -> String {
+pub(crate) fn ok(args: &[&str]) -> String {
     let o = run(args);
     assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
     stdout(&o)
 }
 
 /// `keygen` into `dir`, returning (private, public) paths.
-fn keygen(dir: &Dir, name: &str, alg: &str) -> (String, String) {
+pub(crate) fn keygen(dir: &Dir, name: &str, alg: &str) -> (String, String) {
     let private = dir.path(&format!("{name}.pem"));
     let mut args = vec!["keygen", "--alg", alg, "--out", &private];
     if alg == "hss-lms" {
@@ -70,19 +70,22 @@ fn public_key(path: &str) -> OwnedVerifyingKey {
 }
 
 /// Authenticates `bytes` with `keys` under "k of all" and hands the result to `f`.
+fn anchors<'k>(keys: &[&'k OwnedVerifyingKey]) -> Vec<TrustAnchor<'k>> {
+    keys.iter()
+        .map(|key| TrustAnchor {
+            key: key.as_verifying_key(),
+            kid: None,
+        })
+        .collect()
+}
+
 fn with_auth<R>(
     bytes: &[u8],
     keys: &[&OwnedVerifyingKey],
     k: u8,
     f: impl FnOnce(Result<Authenticated<'_>, Error>) -> R,
 ) -> R {
-    let anchors: Vec<TrustAnchor<'_>> = keys
-        .iter()
-        .map(|key| TrustAnchor {
-            key: key.as_verifying_key(),
-            kid: None,
-        })
-        .collect();
+    let anchors = anchors(keys);
     let rules = [Rule::k_of(k, (1u32 << keys.len()) - 1)];
     f(authenticate(
         bytes,
@@ -91,6 +94,27 @@ fn with_auth<R>(
             rules: &rules,
         },
     ))
+}
+
+/// [`with_auth`] for manifests with dependencies: one key store in which the same keys
+/// (any one of them) sign the root and the dependencies, handed to `f` with the result.
+fn with_domain_auth<R>(
+    bytes: &[u8],
+    keys: &[&OwnedVerifyingKey],
+    f: impl FnOnce(Result<Authenticated<'_>, Error>, &DomainKeys<'_>) -> R,
+) -> R {
+    let anchors = anchors(keys);
+    let policy = Policy {
+        anchors: u32::MAX,
+        rules: &[],
+    };
+    let store = DomainKeys {
+        anchors: &anchors,
+        root: policy,
+        dependencies: Some(policy),
+        by_id: &[],
+    };
+    f(authenticate(bytes, &store), &store)
 }
 
 /// The manifest bstr (header included) and the auth wrapper's digest item of an envelope.
@@ -647,25 +671,29 @@ fn round_trip_dependency() {
         &key,
     );
     let k = public_key(&key_pub);
-    let dep: &[&[u8]] = &[b"radio"];
+    // The prefix names the dependency's component.
+    let dep: &[&[u8]] = &[&[0x52]];
     let mut dev = device()
         .with_component(C0, None, 2048)
+        .with_component(&[&[0x01]], None, 2048)
         .with_component(dep, None, 2048)
         .serve("https://u/app", img.clone())
         .serve("https://u/radio", img.clone());
-    with_auth(&bytes, &[&k], 1, |auth| {
+    with_domain_auth(&bytes, &[&k], |auth, keys| {
         let auth = auth.unwrap();
         let m = auth.manifest();
-        assert!(m.common.dependencies.is_some());
-        match dev.with_platform(|p| auth.update(p)) {
-            // dependency-resolution fetched the integrated dependency and checked its
-            // digest; process-dependency is not in the device core yet.
-            Err(Error::UnsupportedCommand(11)) => {
-                assert_eq!(dev.content(dep, None), &radio[..]);
-            }
-            Ok(_) => assert_eq!(dev.content(dep, None), &radio[..]),
-            Err(e) => panic!("{e:?}"),
-        }
+        assert_eq!(m.common.components.len(), 1, "the dependency is not listed");
+        let d = m.common.dependencies.unwrap().get(1).unwrap();
+        assert_eq!(d.prefix.unwrap().segments().collect::<Vec<_>>(), [[0x52]]);
+        // dependency-resolution fetched the integrated dependency and matched its
+        // manifest digest; install verified it and ran the radio's install.
+        let s = dev.with_dependencies(keys, |p| auth.update(p)).unwrap();
+        assert_eq!(s.dependency_writes, 1);
+        assert_eq!(dev.content(dep, None), &radio[..]);
+        assert_eq!(dev.content(&[&[0x01]], None), &img[..]);
+        assert_eq!(dev.content(C0, None), &img[..]);
+        // validate at boot verifies the stored dependency again and runs its validate.
+        dev.with_dependencies(keys, |p| auth.invoke(p)).unwrap();
     });
 }
 
@@ -749,19 +777,25 @@ fn examples_build_sign_and_process() {
                 .as_bytes();
                 d
             }
-            "system" => {
-                device()
-                    .with_component(C0, None, 4096)
-                    .with_component(&[b"radio"], None, 4096)
-            }
+            "system" => device()
+                .with_component(C0, None, 4096)
+                .with_component(&[b"radio"], None, 4096)
+                .with_component(radio_id, None, 4096),
             _ => device().with_component(C0, None, 65536),
         };
         dev = serve(dev);
-        with_auth(&bytes, &[&k], 1, |auth| {
+        with_domain_auth(&bytes, &[&k], |auth, keys| {
             let auth = auth.unwrap_or_else(|e| panic!("{name}: {e:?}"));
-            match (name, dev.with_platform(|p| auth.update(p))) {
-                // process-dependency is not in the device core yet.
-                ("system", Err(Error::UnsupportedCommand(11))) => return,
+            match (name, dev.with_dependencies(keys, |p| auth.update(p))) {
+                // The radio's manifest (the dependency) has its own class, and MemDevice
+                // answers to one class for every component.
+                (
+                    "system",
+                    Err(Error::ConditionFailed {
+                        condition: Condition::ClassIdentifier,
+                        ..
+                    }),
+                ) => return,
                 // The radio component has its own class, and MemDevice answers to one
                 // class for every component: the radio's identity check is what stops it.
                 (
@@ -779,7 +813,7 @@ fn examples_build_sign_and_process() {
             if name != "radio" {
                 // A/B: reboot into the slot just written.
                 dev.identity.running_slot = 1;
-                dev.with_platform(|p| auth.invoke(p))
+                dev.with_dependencies(keys, |p| auth.invoke(p))
                     .unwrap_or_else(|e| panic!("{name}: invoke: {e:?}"));
                 assert_eq!(dev.invoked.len(), 1, "{name}");
             }

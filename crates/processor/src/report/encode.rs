@@ -13,7 +13,12 @@
 //!         7: reason uint}                suit-codes.md §10
 //!   ? 99: [uri tstr, SUIT_Digest]        the manifest's reference URI ("" if none) and digest
 //! }
-//! SUIT_Record = [manifest-id [], section int, offset uint, component uint, properties {}]
+//! SUIT_Record = [manifest-id [* uint],  the dependency indices from the root ([] = the root)
+//!                section int, offset uint, component uint,
+//!                properties {? 3: bstr .cbor SUIT_Digest, ? 14: size}]
+//!   properties: system information, only when the command's reporting policy asks for it
+//!   (bits 2/3) and the command measured or wrote the image (image-match,
+//!   image-not-match, write, fetch, copy): the SHA-256 and length found / written.
 //! ```
 
 use minicbor::Encoder;
@@ -22,7 +27,7 @@ use suitcase_suit::Digest;
 
 use super::{Outcome, Record, Reporter};
 use crate::auth::Authenticated;
-use crate::error::{AuthError, Error};
+use crate::error::{AuthError, DependencyError, Error};
 
 /// SUIT report reason codes (suit-codes.md §10).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +75,15 @@ pub fn reason(e: &Error) -> Reason {
             Reason::ParameterUnsupported
         }
         Error::Severed(_) => Reason::SeveringUnsupported,
+        Error::Dependency { kind, .. } => match kind {
+            DependencyError::Decode(_) => Reason::CborParse,
+            DependencyError::Auth(AuthError::Cose(_)) => Reason::CoseUnsupported,
+            DependencyError::Auth(_) | DependencyError::DigestMismatch => Reason::Unauthorised,
+            DependencyError::TooLarge
+            | DependencyError::TooDeep
+            | DependencyError::TooManyComponents => Reason::OperationFailed,
+            _ => Reason::CommandUnsupported,
+        },
         Error::ConditionFailed { .. } | Error::TryEachExhausted { .. } => Reason::ConditionFailed,
         _ => Reason::OperationFailed,
     }
@@ -77,12 +91,14 @@ pub fn reason(e: &Error) -> Reason {
 
 /// Fills the unused part of a [`ReportLog`] (never read: `len` bounds every access).
 const UNUSED: Record = Record {
+    manifest: super::ManifestPath::ROOT,
     sequence: super::SequenceKind::Shared,
     offset: 0,
     command: 0,
     component: 0,
     outcome: Outcome::Success,
     sysinfo: false,
+    observed: None,
 };
 
 /// Records kept for one report: up to `N` policy records (later ones are counted in
@@ -175,12 +191,41 @@ impl From<minicbor::encode::Error<EndOfSlice>> for ReportError {
 type Enc<'b> = Encoder<Cursor<&'b mut [u8]>>;
 
 fn record(e: &mut Enc<'_>, r: &Record) -> Result<(), ReportError> {
-    e.array(5)?
-        .array(0)?
-        .i64(r.sequence.key())?
+    e.array(5)?;
+    manifest_id(e, r)?;
+    e.i64(r.sequence.key())?
         .u64(r.offset as u64)?
-        .u32(r.component)?
-        .map(0)?;
+        .u32(r.component)?;
+    // System information, when the policy asks for it and the command measured the
+    // image: its digest (parameter 3, `bstr .cbor SUIT_Digest`) and size (parameter 14).
+    match (r.sysinfo, r.observed) {
+        (true, Some(w)) => {
+            let mut digest = [0u8; 40];
+            let n = {
+                let mut d = Encoder::new(Cursor::new(&mut digest[..]));
+                d.array(2)?.i64(-16)?.bytes(&w.digest)?;
+                d.writer().position()
+            };
+            e.map(2)?
+                .u8(3)?
+                .bytes(digest.get(..n).unwrap_or(&[]))?
+                .u8(14)?
+                .u64(w.len)?;
+        }
+        _ => {
+            e.map(0)?;
+        }
+    }
+    Ok(())
+}
+
+/// SUIT_Record's manifest-id: the dependency indices from the root (`[]` for the root).
+fn manifest_id(e: &mut Enc<'_>, r: &Record) -> Result<(), ReportError> {
+    let path = r.manifest.indices();
+    e.array(path.len() as u64)?;
+    for &i in path {
+        e.u8(i)?;
+    }
     Ok(())
 }
 
@@ -217,12 +262,14 @@ pub fn encode_report(
         }
         Err((error, at)) => {
             let fallback = Record {
+                manifest: super::ManifestPath::ROOT,
                 sequence: super::SequenceKind::Shared,
                 offset: 0,
                 command: 0,
                 component: 0,
                 outcome: Outcome::Failure,
                 sysinfo: false,
+                observed: None,
             };
             let (code, section) = match (at, error) {
                 (Some(r), _) => (r.command, r.sequence.key()),
@@ -232,9 +279,9 @@ pub fn encode_report(
             };
             let r = at.copied().unwrap_or(fallback);
             e.map(3)?.u8(5)?.i64(code)?.u8(6)?;
-            e.array(5)?
-                .array(0)?
-                .i64(section)?
+            e.array(5)?;
+            manifest_id(&mut e, &r)?;
+            e.i64(section)?
                 .u64(r.offset as u64)?
                 .u32(r.component)?
                 .map(0)?;

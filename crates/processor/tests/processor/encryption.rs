@@ -6,7 +6,6 @@
 
 use ciborium::Value;
 use proptest::prelude::*;
-use sha2::{Digest as _, Sha256};
 use suitcase_cose::encryption::ContentAlgorithm;
 use suitcase_cose::p256;
 use suitcase_cose::p256::elliptic_curve::sec1::ToSec1Point as _;
@@ -35,7 +34,7 @@ fn kek() -> Vec<u8> {
 }
 
 /// The published receiver key (kid-2) as the 32-byte scalar the device keeps.
-fn device_key() -> Vec<u8> {
+pub fn device_key() -> Vec<u8> {
     p256::SecretKey::from_pkcs8_pem(&vectors::read_string(
         ENC,
         "receiver-kid-2-private-p256.pem",
@@ -132,35 +131,8 @@ fn es_ecdh_content_writes_the_plaintext() {
     assert_eq!(dev.content(&[b"decrypted-firmware"], None), plaintext());
 }
 
-/// The fifth manifest only sets content and encryption-info on its component; the write
-/// that decrypts is in its integrated dependency, reached through trust-domains
-/// commands (dependency-integrity, process-dependency) this processor does not build
-/// yet. It stops clearly before writing anything. The dependency names the plaintext's
-/// digest and size: the vector's own digests agree with plaintext.bin.
-#[test]
-fn es_ecdh_dependency_stops_before_the_dependency_writes() {
-    let env = vectors::read(ENC, "suit-manifest-es-ecdh-dependency.suit");
-    let mut dev = MemDevice::spec()
-        .with_component(&[b"decrypted-firmware"], None, 256)
-        .with_device_key(Some(b"kid-2"), &device_key());
-    let r = update_signed(&mut dev, &env, "dependent-manifest-signing-public-key.pem");
-    assert_eq!(r, Err(Error::ComponentIndexOutOfRange(1)));
-    assert!(dev.content(&[b"decrypted-firmware"], None).is_empty());
-    assert_eq!(
-        dev.rollback.0, 0,
-        "a failed update never advances the counter"
-    );
-
-    let dep = vectors::read(
-        ENC,
-        "suit-manifest-es-ecdh-dependency.integrated-dependency.suit",
-    );
-    let digest = Sha256::digest(plaintext());
-    assert!(
-        dep.windows(32).any(|w| w == digest.as_slice()),
-        "the dependency's image-digest is sha256(plaintext.bin)"
-    );
-}
+// The fifth manifest (es-ecdh-dependency) decrypts through its dependency: see
+// trust_domains.rs, `es_ecdh::the_dependency_decrypts_what_the_dependent_configured`.
 
 #[test]
 fn no_key_wrong_key_and_changed_ciphertext() {

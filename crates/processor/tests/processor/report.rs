@@ -231,14 +231,50 @@ fn failures_outside_commands_and_small_buffers() {
     // A log holds N records and counts the rest.
     let mut log = ReportLog::<1>::new();
     let r = suitcase_processor::report::Record {
+        manifest: suitcase_processor::report::ManifestPath::ROOT,
         sequence: SequenceKind::Install,
         offset: 1,
         command: 18,
         component: 0,
         outcome: suitcase_processor::report::Outcome::Success,
         sysinfo: false,
+        observed: None,
     };
     log.record(&r);
     log.record(&r);
     assert_eq!((log.records().len(), log.dropped), (1, 1));
+}
+
+#[test]
+fn sysinfo_carries_the_measured_digest_and_size_only_when_asked() {
+    use sha2::{Digest as _, Sha256};
+    // write with policy 5 (record + sysinfo on success), image-match with policy 1 (record
+    // only), both succeeding.
+    let env = signed(seq(&[
+        (
+            OVERRIDE,
+            params(&[(18, bytes(b"hello")), (3, digest_of(b"hello"))]),
+        ),
+        (WRITE, int(5)),
+        (IMAGE_MATCH, int(1)),
+    ]));
+    let (_, result, cose) = run(&env, b"n");
+    result.unwrap();
+    let report = open(&cose);
+    let records = get(&report, 3).unwrap().as_array().unwrap();
+    assert_eq!(records.len(), 2);
+    let properties = |r: &Value| r.as_array().unwrap()[4].clone();
+    // The write's record: {3: << [-16, sha256("hello")] >>, 14: 5}.
+    let mut digest = Vec::new();
+    ciborium::into_writer(
+        &Value::Array(vec![int(-16), bytes(&Sha256::digest(b"hello"))]),
+        &mut digest,
+    )
+    .unwrap();
+    assert_eq!(
+        properties(&records[0]),
+        Value::Map(vec![(int(3), Value::Bytes(digest)), (int(14), int(5))])
+    );
+    // The image-match's policy did not ask for sysinfo.
+    assert_eq!(properties(&records[1]), Value::Map(vec![]));
 }

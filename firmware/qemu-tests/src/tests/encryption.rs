@@ -144,6 +144,7 @@ pub fn es_ecdh_content_update() -> Outcome {
         reporter: &mut NoReport,
         decryption: &decryption,
         policy: &mut suitcase_processor::platform::NoPolicy,
+        dependencies: None,
     })
     .map_err(|_| "update failed")?;
     let c = components.first().ok_or("no component")?;

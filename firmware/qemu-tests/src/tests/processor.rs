@@ -235,6 +235,7 @@ fn example3_update(running: u64) -> Outcome {
             reporter: &mut NoReport,
             decryption: &NoDecryptionKeys,
             policy: &mut suitcase_processor::platform::NoPolicy,
+            dependencies: None,
         };
         auth.update(&mut platform).map_err(describe)
     })??;
@@ -353,6 +354,7 @@ fn example0_invoke(
             reporter: &mut NoReport,
             decryption: &NoDecryptionKeys,
             policy: &mut suitcase_processor::platform::NoPolicy,
+            dependencies: None,
         })
     })?;
     Ok((result, invoker))

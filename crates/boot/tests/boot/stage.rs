@@ -1,0 +1,322 @@
+//! The updatable bootloader (`suitcase_boot::stage`): the first stage's choice table, a
+//! second-stage update carried by a SUIT manifest, a new second stage that never confirms
+//! and is abandoned, refused packages, and a power cut (clean and torn, on both erased
+//! values) at every flash operation of an update, its trial boot and its confirmation.
+
+use ciborium::Value;
+use sha2::{Digest as _, Sha256};
+use suitcase_boot::stage::{Choice, HEADER, IMAGE, STAGE2_COMPONENT, Slot, Stages};
+use suitcase_cose::ed25519_dalek::{Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use suitcase_flash_sim::{Fault, Geometry, Options, SimFlash};
+use suitcase_processor::platform::{
+    MemoryRollback, NoClock, NoDecryptionKeys, NoFetch, NoInvoke, NoPolicy, StaticIdentity,
+    StaticKeys, StorageError, TrustAnchor,
+};
+use suitcase_processor::report::NoReport;
+use suitcase_processor::storage::MemoryStorage;
+use suitcase_processor::{Error, Platform, authenticate};
+use suitcase_testkit::build::{bytes, encode, int, manifest, params, seq};
+use suitcase_testkit::resign::Signer;
+
+type Flash = SimFlash<4, 4096>;
+const SLOT: u32 = 3 * 4096;
+
+/// The first stage's ROM key.
+fn rom_key() -> SigningKey {
+    SigningKey::from_bytes(&[0x51; 32])
+}
+
+fn verifier(key: VerifyingKey) -> impl Fn(&[u8], &[u8]) -> bool {
+    move |signed: &[u8], sig: &[u8]| {
+        suitcase_cose::ed25519_dalek::Signature::from_slice(sig)
+            .is_ok_and(|s| key.verify(signed, &s).is_ok())
+    }
+}
+
+/// A second-stage package: header signed by `key`, then `image`.
+fn package(version: u32, image: &[u8], key: &SigningKey) -> Vec<u8> {
+    let mut h = Vec::new();
+    h.extend_from_slice(b"S2HD");
+    h.extend_from_slice(&[1, 0, 0, 0]);
+    h.extend_from_slice(&version.to_le_bytes());
+    h.extend_from_slice(&(image.len() as u32).to_le_bytes());
+    h.extend_from_slice(&Sha256::digest(image));
+    let sig = key.sign(&h);
+    h.extend_from_slice(&sig.to_bytes());
+    assert_eq!(h.len(), HEADER);
+    h.extend_from_slice(image);
+    h
+}
+
+fn image(version: u32) -> Vec<u8> {
+    (0..5000u32).map(|i| (i * 7 + version * 13) as u8).collect()
+}
+
+fn stages(erased: u8) -> Stages<Flash> {
+    let f = SimFlash::new(Geometry::uniform(4096, 6), Options { erased, log: false });
+    Stages::new(f, 0, SLOT, SLOT, erased).unwrap()
+}
+
+/// A device whose second stage v1 runs confirmed in slot A.
+fn factory(erased: u8) -> Stages<Flash> {
+    let v = verifier(rom_key().verifying_key());
+    let mut s = stages(erased);
+    s.install(Slot::B, 0, &package(1, &image(1), &rom_key()), &v)
+        .unwrap();
+    assert!(matches!(
+        s.choose(&v).unwrap(),
+        Choice::Run {
+            slot: Slot::A,
+            trial: true,
+            ..
+        }
+    ));
+    s.confirm(Slot::A).unwrap();
+    s
+}
+
+fn running(s: &mut Stages<Flash>) -> (Slot, u32) {
+    let v = verifier(rom_key().verifying_key());
+    match s.choose(&v).unwrap() {
+        Choice::Run { slot, version, .. } => (slot, version),
+        Choice::Halt => panic!("halted"),
+    }
+}
+
+/// The image bytes of the slot the first stage would start.
+fn started_image(s: &mut Stages<Flash>, slot: Slot, len: u32) -> Vec<u8> {
+    let start = if slot == Slot::A { 0 } else { SLOT };
+    let mut out = vec![0u8; len as usize];
+    embedded_storage::nor_flash::ReadNorFlash::read(s.flash(), start + IMAGE, &mut out).unwrap();
+    out
+}
+
+const OP_KEY: [u8; 32] = [0x61; 32];
+
+/// A manifest (sequence `seq_no`) writing `pkg` into the second-stage component,
+/// MACed with the operator key.
+fn stage2_manifest(seq_no: u64, pkg: &[u8]) -> Vec<u8> {
+    let comps: Vec<&[&[u8]]> = vec![&[b"suitcase", b"stage2"]];
+    let m = encode(&manifest(
+        seq_no,
+        &comps,
+        &[],
+        None,
+        &[(20, seq(&[(20, params(&[(18, bytes(pkg))])), (18, int(15))]))],
+    ));
+    suitcase_testkit::build::sign_raw_manifest(&m, &[Signer::Mac(OP_KEY.to_vec())])
+}
+
+/// The second stage's update agent: authenticate, update with `Stage2Storage`, commit.
+fn update(s: &mut Stages<Flash>, env: &[u8], rollback: &mut MemoryRollback) -> Result<bool, Error> {
+    let v = verifier(rom_key().verifying_key());
+    let run = running(s);
+    let anchors = [TrustAnchor {
+        key: suitcase_cose::VerifyingKey::Hmac256(&OP_KEY),
+        kid: None,
+    }];
+    let keys = StaticKeys {
+        anchors: &anchors,
+        rules: &[],
+    };
+    let a = authenticate(env, &keys)?;
+    let mut comps = [];
+    let mut inner = MemoryStorage {
+        components: &mut comps,
+    };
+    let mut buf = vec![0u8; 8192];
+    let mut storage = s.storage(&mut inner, run.1, &v, &mut buf);
+    let identity = StaticIdentity {
+        vendor: [0; 16],
+        class: [0; 16],
+        device: None,
+        running_slot: 0,
+    };
+    a.update(&mut Platform {
+        storage: &mut storage,
+        fetch: &mut NoFetch,
+        identity: &identity,
+        rollback,
+        clock: &NoClock,
+        invoker: &mut NoInvoke,
+        reporter: &mut NoReport,
+        decryption: &NoDecryptionKeys,
+        policy: &mut NoPolicy,
+        dependencies: None,
+    })?;
+    // The update succeeded: install the package it carried, if any.
+    let Some(package) = storage.accepted().map(<[u8]>::to_vec) else {
+        return Ok(false);
+    };
+    s.install(run.0, run.1, &package, &v).unwrap();
+    Ok(true)
+}
+
+#[test]
+fn the_component_id_is_the_encoded_identifier() {
+    let v = Value::Array(vec![
+        Value::Bytes(b"suitcase".to_vec()),
+        Value::Bytes(b"stage2".to_vec()),
+    ]);
+    assert_eq!(encode(&v), STAGE2_COMPONENT);
+}
+
+#[test]
+fn a_manifest_updates_the_second_stage_which_is_tried_then_confirmed() {
+    let v = verifier(rom_key().verifying_key());
+    let mut s = factory(0xFF);
+    let mut rb = MemoryRollback(0);
+    let pkg = package(2, &image(2), &rom_key());
+    assert!(update(&mut s, &stage2_manifest(1, &pkg), &mut rb).unwrap());
+    // Next boot: v2 in slot B, as a trial.
+    let c = s.choose(&v).unwrap();
+    assert_eq!(
+        c,
+        Choice::Run {
+            slot: Slot::B,
+            version: 2,
+            trial: true,
+            len: 5000
+        }
+    );
+    assert_eq!(started_image(&mut s, Slot::B, 5000), image(2));
+    s.confirm(Slot::B).unwrap();
+    assert!(matches!(
+        s.choose(&v).unwrap(),
+        Choice::Run {
+            slot: Slot::B,
+            version: 2,
+            trial: false,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_second_stage_that_does_not_confirm_is_abandoned_for_the_previous_one() {
+    let v = verifier(rom_key().verifying_key());
+    let mut s = factory(0x00);
+    let mut rb = MemoryRollback(0);
+    update(
+        &mut s,
+        &stage2_manifest(1, &package(2, &image(2), &rom_key())),
+        &mut rb,
+    )
+    .unwrap();
+    // The trial boot of v2 (tried is set) … and it never confirms (hangs, crashes).
+    assert!(matches!(
+        s.choose(&v).unwrap(),
+        Choice::Run {
+            slot: Slot::B,
+            trial: true,
+            ..
+        }
+    ));
+    // The next boot goes back to v1, confirmed.
+    assert_eq!(
+        s.choose(&v).unwrap(),
+        Choice::Run {
+            slot: Slot::A,
+            version: 1,
+            trial: false,
+            len: 5000
+        }
+    );
+}
+
+#[test]
+fn packages_not_signed_for_this_device_or_not_newer_fail_the_update() {
+    let v = verifier(rom_key().verifying_key());
+    let mut s = factory(0xFF);
+    let mut rb = MemoryRollback(0);
+    let other_key = SigningKey::from_bytes(&[0x52; 32]);
+    let mut tampered = package(3, &image(3), &rom_key());
+    let n = tampered.len();
+    tampered[n - 1] ^= 1;
+    for (i, pkg) in [
+        package(2, &image(2), &other_key),
+        package(1, &image(1), &rom_key()),
+        tampered,
+        b"short".to_vec(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = update(&mut s, &stage2_manifest(1 + i as u64, &pkg), &mut rb);
+        assert_eq!(
+            r,
+            Err(Error::Storage(StorageError::Rejected)),
+            "package {i}"
+        );
+        assert_eq!(rb.0, 0, "package {i}: the counter did not move");
+        assert_eq!(running(&mut s), (Slot::A, 1), "package {i}");
+    }
+    let _ = v;
+}
+
+#[test]
+fn nothing_valid_halts_in_the_first_stage() {
+    let v = verifier(rom_key().verifying_key());
+    let mut s = stages(0xFF);
+    assert_eq!(s.choose(&v).unwrap(), Choice::Halt);
+}
+
+/// A power cut (or a torn operation) at every flash operation of: installing v2, the
+/// trial boot's "tried" mark, and v2's confirmation. After each cut the device reboots
+/// (the first stage chooses again, possibly cut again once) and must start a second stage
+/// that verifies — v1 or v2, never nothing — and the image it starts is that version's.
+#[test]
+fn a_power_cut_at_every_operation_of_a_second_stage_update_leaves_a_bootable_stage() {
+    let v = verifier(rom_key().verifying_key());
+    let pkg = package(2, &image(2), &rom_key());
+    let mut points = 0;
+    let mut ended = [0u32; 2];
+    for erased in [0xFF, 0x00] {
+        // The clean run, to count operations: install, trial mark, confirm.
+        let mut s = factory(erased);
+        let base = s.flash().ops();
+        s.install(Slot::A, 1, &pkg, &v).unwrap();
+        let _ = s.choose(&v).unwrap();
+        s.confirm(Slot::B).unwrap();
+        let total = s.flash().ops() - base;
+        for i in 0..total {
+            for fault in [Fault::Cut, Fault::Tear { seed: i + 99 }] {
+                points += 1;
+                let mut s = factory(erased);
+                let at = s.flash().ops() + i;
+                s.flash().schedule(at, fault);
+                // The scenario, stopping at the first failure (the cut).
+                let _ = s
+                    .install(Slot::A, 1, &pkg, &v)
+                    .and_then(|()| s.choose(&v))
+                    .and_then(|c| match c {
+                        Choice::Run { slot, .. } => s.confirm(slot),
+                        Choice::Halt => Ok(()),
+                    });
+                s.flash().restore_power();
+                s.flash().clear_faults();
+                // Reboot, with one more cut at the first operation of the boot.
+                let at = s.flash().ops();
+                s.flash().schedule(at, Fault::Cut);
+                let _ = s.choose(&v);
+                s.flash().restore_power();
+                s.flash().clear_faults();
+                match s.choose(&v).unwrap() {
+                    Choice::Run {
+                        slot, version, len, ..
+                    } => {
+                        assert!(version == 1 || version == 2, "op {i}");
+                        assert_eq!(started_image(&mut s, slot, len), image(version), "op {i}");
+                        ended[version as usize - 1] += 1;
+                    }
+                    Choice::Halt => panic!("op {i} ({fault:?}, erased {erased:#x}): halted"),
+                }
+            }
+        }
+    }
+    assert!(ended[0] > 0 && ended[1] > 0, "{ended:?}");
+    eprintln!(
+        "second stage: {points} cut points: {} started v1, {} started v2, none halted",
+        ended[0], ended[1]
+    );
+}
