@@ -26,13 +26,15 @@ use suitcase_flash_sim::{Fault, Geometry, Options, SimFlash};
 use suitcase_processor::platform::{
     Fetch, FetchError, NoClock, NoDecryptionKeys, StaticIdentity, StaticKeys, TrustAnchor,
 };
-use suitcase_processor::report::NoReport;
+use suitcase_processor::report::{NoReport, Reporter};
 use suitcase_processor::{Error as ProcessorError, authenticate};
 use uuid::Uuid;
 
 use crate::Rejected;
 use crate::keys::{self, PublicKey};
 use crate::output::{self, Mode as FileMode};
+
+mod sync;
 
 /// The simulated flash: 8-byte write units, sectors in multiples of 1 KiB.
 pub type Flash = SimFlash<8, 1024>;
@@ -70,6 +72,9 @@ pub enum DeviceCommand {
     Confirm(DirArgs),
     /// Print the device's state: journal, slots, counter, wear.
     State(DirArgs),
+    /// One round with a fleet server: enrol, check in, download, apply, reboot, self-test,
+    /// send the signed report.
+    Sync(sync::SyncArgs),
 }
 
 /// The device directory and output format.
@@ -586,6 +591,21 @@ impl Device {
     /// [`Rejected`] when the device refuses (authentication, rollback, a condition, a
     /// swap or trial in progress); I/O errors of the payload files.
     pub fn apply(&mut self, envelope: &[u8], fetch: &mut FileFetch) -> anyhow::Result<u64> {
+        self.stage(envelope, fetch, &mut NoReport)?
+            .map_err(|e| Rejected(refusal(&e)).into())
+    }
+
+    /// [`apply`](Self::apply) with the processor's records going to `reporter`, and the
+    /// processor's refusal returned as a value (for a signed report, `device sync`).
+    ///
+    /// # Errors
+    /// [`Rejected`] when the bootloader is busy or the envelope does not fit; I/O errors.
+    pub fn stage(
+        &mut self,
+        envelope: &[u8],
+        fetch: &mut FileFetch,
+        reporter: &mut dyn Reporter,
+    ) -> anyhow::Result<Result<u64, ProcessorError>> {
         let component = self.component()?;
         let identity = self.config.identity()?;
         let runs = Runs::new(&self.config);
@@ -607,7 +627,7 @@ impl Device {
                 identity: &identity,
                 fetch: &mut *fetch,
                 clock: &NoClock,
-                reporter: &mut NoReport,
+                reporter,
                 decryption: &NoDecryptionKeys,
                 policy: &mut suitcase_processor::platform::NoPolicy,
             },
@@ -618,7 +638,7 @@ impl Device {
         }
         match result {
             Ok(_) => {}
-            Err(InstallError::Processor(e)) => return Err(Rejected(refusal(&e)).into()),
+            Err(InstallError::Processor(e)) => return Ok(Err(e)),
             Err(InstallError::Boot(BootError::Busy(s))) => {
                 return Err(Rejected(format!(
                     "busy: {} (confirm, or reboot to finish it, first)",
@@ -637,7 +657,7 @@ impl Device {
         let seq = self
             .with_keys(|k| authenticate(envelope, k).map(|a| a.manifest().sequence_number))
             .map_err(|e| anyhow!("{e}"))?;
-        Ok(seq)
+        Ok(Ok(seq))
     }
 
     /// Runs the bootloader on `flash` (the device's, or a copy).
@@ -1104,6 +1124,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
                 &format!("confirmed: counter {counter}"),
             )
         }
+        DeviceCommand::Sync(a) => sync::run(a, out),
         DeviceCommand::State(a) => {
             let mut d = Device::open(&a.dir)?;
             let v = d.state()?;

@@ -15,6 +15,7 @@ mod names;
 mod output;
 mod pkcs11;
 mod process;
+mod serve;
 mod sign;
 mod trust;
 mod verify;
@@ -67,6 +68,8 @@ enum Command {
     Process(process::Args),
     /// Trust stores: build one, add a root key holder's signature, check it as a device would.
     Trust(trust::Args),
+    /// The fleet update server: releases, devices, campaigns over HTTP (docs/server.md).
+    Serve(serve::Args),
 }
 
 impl Command {
@@ -84,6 +87,7 @@ impl Command {
             Command::Encrypt(_) => "encrypt",
             Command::Process(_) => "process",
             Command::Trust(_) => "trust",
+            Command::Serve(_) => "serve",
         }
     }
 }
@@ -120,6 +124,7 @@ fn main() -> ExitCode {
         Command::Encrypt(args) => encrypt::run(args, &mut out),
         Command::Process(args) => process::run(args, &mut out),
         Command::Trust(args) => trust::run(args, &mut out),
+        Command::Serve(args) => serve::run(args, &mut out),
     }
     .and_then(|()| out.flush().map_err(anyhow::Error::from));
     match result {

@@ -15,6 +15,8 @@ mod bad_input;
 mod device;
 #[path = "cli/encryption.rs"]
 mod encryption;
+#[path = "cli/fleet.rs"]
+mod fleet;
 #[path = "cli/pkcs11.rs"]
 mod pkcs11;
 #[path = "cli/trust.rs"]

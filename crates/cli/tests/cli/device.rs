@@ -10,14 +10,14 @@ use super::authoring::Dir;
 use super::{code, one_error_line, run, stderr, stdout};
 
 /// Runs the binary and insists on exit 0.
-fn ok(args: &[&str]) -> String {
+pub(crate) fn ok(args: &[&str]) -> String {
     let o = run(args);
     assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
     stdout(&o)
 }
 
 /// One JSON object from a `--json` run.
-fn json(args: &[&str]) -> Value {
+pub(crate) fn json(args: &[&str]) -> Value {
     let out = ok(args);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 1, "{out}");

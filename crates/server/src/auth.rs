@@ -1,0 +1,143 @@
+//! Bearer tokens. Operator tokens carry a role; device tokens name one device. Only the
+//! SHA-256 of a token is stored: tokens are 32 random bytes, so a fast hash is enough (no
+//! password to stretch), and a leaked database yields no usable token.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use crate::error::ApiError;
+use crate::store::Store;
+use crate::{State, now, random_hex, sha256_hex};
+
+/// What an operator token may do. Every role may read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Uploads releases and payloads.
+    Author,
+    /// Creates groups and campaigns; pauses, resumes and cancels them.
+    Operator,
+    /// Reads.
+    Viewer,
+}
+
+impl Role {
+    /// Every role, in the order tokens are bootstrapped.
+    pub const ALL: [Role; 3] = [Role::Author, Role::Operator, Role::Viewer];
+
+    /// The role's name as stored and shown.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Author => "author",
+            Role::Operator => "operator",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// The role named `s`.
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.name() == s)
+    }
+}
+
+/// The operator behind a request.
+#[derive(Clone, Debug)]
+pub(crate) struct Operator {
+    pub(crate) name: String,
+    pub(crate) role: Role,
+}
+
+impl Operator {
+    /// Refuses unless the caller has `role`.
+    pub(crate) fn require(&self, role: Role, action: &'static str) -> Result<(), ApiError> {
+        if self.role == role {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden {
+                have: self.role.name(),
+                action,
+            })
+        }
+    }
+}
+
+/// The device behind a request (its id).
+#[derive(Clone, Debug)]
+pub(crate) struct Device {
+    pub(crate) id: String,
+}
+
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(ApiError::Unauthenticated)
+}
+
+impl FromRequestParts<State> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, ApiError> {
+        let hash = sha256_hex(bearer(parts)?.as_bytes());
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT name, role FROM tokens WHERE hash = $1")
+                .bind(hash)
+                .fetch_optional(&state.inner.store.pool)
+                .await?;
+        let (name, role) = row.ok_or(ApiError::Unauthenticated)?;
+        let role = Role::parse(&role).ok_or(ApiError::Unauthenticated)?;
+        Ok(Operator { name, role })
+    }
+}
+
+impl FromRequestParts<State> for Device {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, ApiError> {
+        let hash = sha256_hex(bearer(parts)?.as_bytes());
+        let row: Option<(String,)> = sqlx::query_as("SELECT id FROM devices WHERE token_hash = $1")
+            .bind(hash)
+            .fetch_optional(&state.inner.store.pool)
+            .await?;
+        let (id,) = row.ok_or(ApiError::Unauthenticated)?;
+        Ok(Device { id })
+    }
+}
+
+/// Creates a token; returns it (the only time it exists outside the caller).
+pub(crate) async fn create_token(
+    store: &Store,
+    role: Role,
+    name: &str,
+) -> Result<String, ApiError> {
+    let token = random_hex(32)?;
+    sqlx::query(
+        "INSERT INTO tokens (id, name, role, hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(random_hex(16)?)
+    .bind(name.to_string())
+    .bind(role.name())
+    .bind(sha256_hex(token.as_bytes()))
+    .bind(now())
+    .execute(&store.pool)
+    .await?;
+    Ok(token)
+}
+
+/// One token per role when there are none yet.
+pub(crate) async fn bootstrap(store: &Store) -> Result<Vec<(Role, String)>, ApiError> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM tokens")
+        .fetch_one(&store.pool)
+        .await?;
+    if n > 0 {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for role in Role::ALL {
+        out.push((role, create_token(store, role, role.name()).await?));
+    }
+    Ok(out)
+}

@@ -1,0 +1,203 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod api;
+mod auth;
+mod blob;
+mod campaign;
+mod device;
+mod error;
+mod release;
+mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use api::app;
+pub use auth::Role;
+pub use error::ApiError;
+use suitcase_cose::OwnedVerifyingKey;
+
+/// Largest request body outside uploads (JSON, reports).
+pub const MAX_BODY: usize = 64 * 1024;
+/// Default largest envelope or payload upload.
+pub const DEFAULT_MAX_UPLOAD: usize = 16 * 1024 * 1024;
+
+/// How to start the server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Data directory: the SQLite file (by default), blobs, the first tokens.
+    pub data: PathBuf,
+    /// Database URL; `None` = `sqlite://DATA/suitcase.db`.
+    pub database: Option<String>,
+    /// The fleet's trust anchors: every release must authenticate against them.
+    pub trust_anchors: Vec<OwnedVerifyingKey>,
+    /// How many anchors must have signed (`None` = all of them).
+    pub require: Option<u8>,
+    /// Largest envelope or payload upload, in bytes.
+    pub max_upload: usize,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The data directory or a file in it.
+    #[error("{0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    /// The database could not be opened.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The migrations failed.
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The trust configuration is unusable.
+    #[error("trust anchors: {0}")]
+    Trust(&'static str),
+}
+
+/// Shared server state: cheap to clone (everything behind `Arc` or a pool).
+#[derive(Clone)]
+pub struct State {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: store::Store,
+    blobs: blob::Blobs,
+    anchors: Vec<OwnedVerifyingKey>,
+    require: u8,
+    max_upload: usize,
+    /// Serialises writes. Check-ins, reports and operator actions read counts and then
+    /// write a transition, which must not interleave; and SQLite refuses (rather than
+    /// waits for) a read transaction that turns into a write while another writer has
+    /// committed. One server process; several nodes on PostgreSQL would need row locks.
+    writes: tokio::sync::Mutex<()>,
+}
+
+impl State {
+    /// Opens the data directory and database and runs the migrations.
+    ///
+    /// # Errors
+    /// [`StartError`] when the directory, the database or the trust configuration is unusable.
+    pub async fn open(config: Config) -> Result<State, StartError> {
+        if config.trust_anchors.is_empty() {
+            return Err(StartError::Trust("at least one --trust-anchor is required"));
+        }
+        if config.trust_anchors.len() > 32 {
+            return Err(StartError::Trust("at most 32 trust anchors"));
+        }
+        let n = config.trust_anchors.len() as u8;
+        let require = config.require.unwrap_or(n);
+        if require == 0 || require > n {
+            return Err(StartError::Trust(
+                "--require must be between 1 and the number of anchors",
+            ));
+        }
+        std::fs::create_dir_all(&config.data)
+            .map_err(|e| StartError::Io(config.data.clone(), e))?;
+        let blobs = blob::Blobs::open(config.data.join("blobs"))
+            .map_err(|e| StartError::Io(config.data.join("blobs"), e))?;
+        let url = match &config.database {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                config.data.join("suitcase.db").display()
+            ),
+        };
+        let store = store::Store::connect(&url).await?;
+        Ok(State {
+            inner: Arc::new(Inner {
+                store,
+                blobs,
+                anchors: config.trust_anchors,
+                require,
+                max_upload: config.max_upload,
+                writes: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// Creates one token per role when the database has none, and returns them (to be
+    /// shown once: only their hashes are stored).
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn bootstrap_tokens(&self) -> Result<Vec<(Role, String)>, ApiError> {
+        auth::bootstrap(&self.inner.store).await
+    }
+
+    /// Creates a token for `role` named `name`; returns the token (shown once).
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn create_token(&self, role: Role, name: &str) -> Result<String, ApiError> {
+        auth::create_token(&self.inner.store, role, name).await
+    }
+
+    /// Times out devices and moves campaigns that need it (also done on every check-in
+    /// and report; this catches campaigns whose devices went silent).
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn tick(&self) -> Result<(), ApiError> {
+        campaign::tick(self).await
+    }
+}
+
+/// Serves `state` on `listen` until Ctrl-C, ticking campaigns every `tick` seconds.
+///
+/// # Errors
+/// When the address cannot be bound or the server fails.
+pub async fn serve(
+    state: State,
+    listen: SocketAddr,
+    tick: std::time::Duration,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    let ticker = state.clone();
+    let ticking = tokio::spawn(async move {
+        let mut interval = tokio::time::interval(tick);
+        loop {
+            interval.tick().await;
+            if let Err(e) = ticker.tick().await {
+                tracing::warn!(error = %e, "campaign tick failed");
+            }
+        }
+    });
+    let result = axum::serve(listener, app(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+    ticking.abort();
+    result
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// `n` random bytes as lower-case hex (ids, tokens, nonces).
+pub(crate) fn random_hex(n: usize) -> Result<String, ApiError> {
+    let mut b = vec![0u8; n];
+    getrandom::fill(&mut b).map_err(|e| ApiError::Internal(format!("random: {e}")))?;
+    Ok(hex::encode(b))
+}
+
+/// SHA-256 of `bytes`, lower-case hex.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
