@@ -27,6 +27,8 @@ const CUTS_COMMIT: u64 = 30;
 const CUTS_SPREAD: u64 = 6;
 /// Guest instructions per SysTick tick.
 const TICK: u64 = 40;
+/// The bootloader's exit status when no image verifies.
+const NO_BOOTABLE_IMAGE: i32 = 3;
 
 /// One algorithm's cost on the device (migration build).
 #[derive(Debug, Clone, Default)]
@@ -215,6 +217,22 @@ pub fn run(dir: &Path, work: &Path) -> Result<MigrationReport, Failure> {
         step(&bench, &env, &image(next), next, version)?;
         report.steps.push(version);
     }
+    // The bootloader enforces the store as well: under v4, an image signed with Ed25519
+    // alone in the primary slot (put there past the agent, by whoever can write the
+    // flash) is not booted.
+    let img = image(9);
+    let env = envelope(&img, 9, None, &mut pick(&mut ops, &[1]))?;
+    bench.put_flash(&device::factory(&MIGRATION, &env, &img, &v4)?)?;
+    let run = bench.run(&bench.bootloader, 0, false)?;
+    print!("{}", run.out);
+    if run.status != NO_BOOTABLE_IMAGE || run.booted().is_some() {
+        return Err(Failure(format!(
+            "firmware migration: the bootloader booted an Ed25519-only image under store v4 \
+             (status {})",
+            run.status
+        )));
+    }
+    println!("firmware migration: under store v4 the bootloader boots no Ed25519-only image");
     println!(
         "firmware migration: stores v1 → v4 took {:.1} s",
         started.elapsed().as_secs_f64()
