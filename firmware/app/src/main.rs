@@ -12,7 +12,7 @@
 //! |---|---|---|
 //! | trial boot, self-test passes | `Updater::confirm` | [`EXIT_CONFIRMED`] |
 //! | trial boot, self-test fails | nothing (the next boot reverts) | [`EXIT_SELF_TEST_FAILED`] |
-//! | permanent, `update=` and `payload=` given | `Updater::install` (authenticate, fetch the payload into the staging slot, request a test swap) | [`EXIT_STAGED`], or [`EXIT_REFUSED`] |
+//! | permanent, `update=` and `payload=` given | what `Updater::install` does (authenticate with the trust store, fetch the payload into the staging slot, request a test swap), with a new trust store carried by the manifest checked on arrival and committed after the request | [`EXIT_STAGED`], or [`EXIT_REFUSED`] |
 //! | permanent, `update=` and `measure=1` given | time the envelope's COSE verification and `authenticate` | 0 |
 //! | otherwise | nothing | 0 |
 //!
@@ -26,14 +26,14 @@ use board::host::{Cmdline, File, Part, exit, line};
 use board::{BootInfo, COMPONENT, IDENTITY, LAYOUT, RAM_IMAGE, power};
 use cortex_m_rt::entry;
 use suitcase_boot::Mode;
-use suitcase_boot::update::{Agent, InstallError, Updater};
-use suitcase_processor::authenticate;
+use suitcase_boot::update::{Floor, Updater};
 use suitcase_processor::cose::CoseMessage;
 use suitcase_processor::platform::{
-    Fetch, FetchError, NoClock, NoDecryptionKeys, NoPolicy, StaticKeys, TrustAnchor,
+    Fetch, FetchError, KeyStore, NoClock, NoDecryptionKeys, NoInvoke, NoPolicy,
 };
 use suitcase_processor::report::NoReport;
 use suitcase_processor::suit::Envelope;
+use suitcase_processor::{Platform, authenticate};
 
 /// The trial image passed its self-test and confirmed itself.
 const EXIT_CONFIRMED: u32 = 20;
@@ -49,8 +49,8 @@ const EXIT_SETUP: u32 = 24;
 /// The trailer's last four bytes.
 const TRAILER_MAGIC: &[u8; 4] = b"SCt1";
 
-/// The largest envelope the agent reads.
-const ENVELOPE_MAX: usize = 2048;
+/// The largest envelope the agent reads (the slot header holds it, less 32 bytes).
+const ENVELOPE_MAX: usize = board::HEADER as usize;
 
 /// Serves every fetch from the payload file on the host, whatever the URI (the
 /// envelope's URI is the spec example's `http://example.com/file.bin`; the transport is
@@ -115,7 +115,7 @@ fn main() -> ! {
     let status = if info.trial {
         trial(&mut flash, verdict == b"pass")
     } else if let (Some(update), Some(b"1")) = (cmd.value(b"update"), cmd.value(b"measure")) {
-        measure(update)
+        measure(&mut flash, update)
     } else if let (Some(update), Some(payload)) = (cmd.value(b"update"), cmd.value(b"payload")) {
         install(&mut flash, update, payload)
     } else {
@@ -164,15 +164,18 @@ fn read_envelope(path: &[u8], envelope: &mut [u8]) -> Option<usize> {
 }
 
 /// Times, on the device, the COSE verification of the envelope in file `path` alone (the
-/// key already decoded) and `authenticate` (envelope decode, manifest digest, COSE
-/// verify, manifest decode): instructions, to within one 40-instruction tick.
+/// key already decoded: the first trust-store key that accepts the first signature and
+/// verifies it) and `authenticate` (envelope decode, manifest digest, every signature
+/// against every key of its algorithm, manifest decode): instructions, to within one
+/// 40-instruction tick; and the stack the verification alone used.
 #[inline(never)] // its buffers must not add to the other paths' stack figures
-fn measure(path: &[u8]) -> u32 {
+fn measure(flash: &mut HostFlash<'_>, path: &[u8]) -> u32 {
     let mut envelope = [0u8; ENVELOPE_MAX];
     let Some(envelope) = read_envelope(path, &mut envelope).and_then(|n| envelope.get(..n)) else {
         return EXIT_REFUSED;
     };
-    let (Some(key), Some(anchor)) = (board::anchor(), board::anchor()) else {
+    let mut buf = [0u8; board::STORE_MAX];
+    let Ok(store) = board::trust_store(flash, &mut buf) else {
         return EXIT_SETUP;
     };
     let Ok(env) = Envelope::decode(envelope) else {
@@ -181,37 +184,54 @@ fn measure(path: &[u8]) -> u32 {
     let Some(Ok(msg)) = env.auth.blocks().next().map(CoseMessage::decode) else {
         return EXIT_REFUSED;
     };
-    let t0 = power::ticks();
-    let verified = key.verify(&msg, env.auth.signed_payload).is_ok();
-    let t1 = power::ticks();
-    let anchors = [TrustAnchor {
-        key: anchor,
-        kid: None,
-    }];
-    let keys = StaticKeys {
-        anchors: &anchors,
-        rules: &[],
-    };
+    let mut timed = None;
+    for anchor in store.anchors() {
+        if !anchor.key.accepts(msg.kind, msg.alg) {
+            continue;
+        }
+        let depth = board::stack::depth();
+        let painted = board::stack::paint();
+        let t0 = power::ticks();
+        let ok = anchor.key.verify(&msg, env.auth.signed_payload).is_ok();
+        let t1 = power::ticks();
+        let stack = board::stack::peak(painted).saturating_sub(depth);
+        if ok {
+            timed = Some((t1 - t0, stack));
+            break;
+        }
+    }
     let t2 = power::ticks();
-    let authenticated = authenticate(envelope, &keys).is_ok();
+    let authenticated = authenticate(envelope, &store).is_ok();
     let t3 = power::ticks();
+    let Some((verify, stack)) = timed else {
+        line(&[Part::S(
+            "app: measured: no trust-store key verifies the first signature",
+        )]);
+        return EXIT_REFUSED;
+    };
     let per_tick = u64::from(power::INSTRUCTIONS_PER_TICK);
     line(&[
         Part::S("app: measured: COSE verify "),
-        Part::N(u64::from(t1 - t0) * per_tick),
-        Part::S(" instr, authenticate "),
+        Part::N(u64::from(verify) * per_tick),
+        Part::S(" instr, "),
+        Part::N(stack as u64),
+        Part::S(" B stack, authenticate "),
         Part::N(u64::from(t3 - t2) * per_tick),
         Part::S(" instr"),
     ]);
-    if verified && authenticated {
-        0
-    } else {
-        EXIT_REFUSED
-    }
+    if authenticated { 0 } else { EXIT_REFUSED }
 }
 
-/// The update agent: read the envelope, authenticate it, fetch the payload into the
-/// staging slot through the processor's update procedure, request a test swap.
+/// The update agent: read the envelope, load the trust store, authenticate with it,
+/// fetch the payload into the staging slot (and a new trust store, if the manifest
+/// carries one, into RAM, checked against the current store as it arrives), request a
+/// test swap, then commit the new store.
+///
+/// The store is committed after the request, not before: a cut between the two leaves
+/// the old store and a staged image that the old store verifies (the manifest that
+/// carries a store is signed for both policies), so the device boots the new image
+/// under the old store; the other order could leave a new store that refuses the image
+/// still in the primary slot.
 #[inline(never)]
 fn install(flash: &mut HostFlash<'_>, update: &[u8], payload: &[u8]) -> u32 {
     let mut envelope = [0u8; ENVELOPE_MAX];
@@ -219,53 +239,127 @@ fn install(flash: &mut HostFlash<'_>, update: &[u8], payload: &[u8]) -> u32 {
         line(&[Part::S("app: cannot read the update")]);
         return EXIT_REFUSED;
     };
-    let Some(key) = board::anchor() else {
-        return EXIT_SETUP;
-    };
-    let anchors = [TrustAnchor { key, kid: None }];
-    let keys = StaticKeys {
-        anchors: &anchors,
-        rules: &[],
+    let envelope = envelope.get(..len).unwrap_or(&[]);
+    let mut current = [0u8; board::STORE_MAX];
+    let store = match board::trust_store(&mut *flash, &mut current) {
+        Ok(s) => s,
+        Err(e) => {
+            line(&[
+                Part::S("app: no usable trust store: "),
+                Part::S(board::trust_error(e)),
+            ]);
+            return EXIT_SETUP;
+        }
     };
     let mut fetch = FileFetch {
         path: payload,
         file: None,
     };
-    let mut agent = Agent {
-        keys: &keys,
-        identity: &IDENTITY,
-        fetch: &mut fetch,
-        clock: &NoClock,
-        reporter: &mut NoReport,
-        decryption: &NoDecryptionKeys,
-        policy: &mut NoPolicy,
-    };
-    let result = Updater::new(flash, &LAYOUT)
-        .map_err(InstallError::Boot)
-        .and_then(|mut u| {
-            u.install(
-                envelope.get(..len).unwrap_or(&[]),
-                &COMPONENT,
-                &mut agent,
-                Mode::Test,
-            )
-        });
+    let mut staged = [0u8; board::STORE_MAX];
+    let result = stage(flash, envelope, &store, &mut fetch, &mut staged);
     if let Some(f) = fetch.file {
         f.close();
     }
-    match result {
-        Ok(_) => {
-            line(&[Part::S("app: update staged and requested")]);
+    let staged_len = match result {
+        Ok(n) => n,
+        Err(e) => {
+            line(&[Part::S(match e {
+                Refused::Processor => "app: update refused by the processor",
+                Refused::Store(_) => "app: update refused: its trust store does not verify",
+                Refused::Boot => "app: update refused by the bootloader side",
+            })]);
+            if let Refused::Store(e) = e {
+                line(&[
+                    Part::S("app: trust store refused: "),
+                    Part::S(board::trust_error(e)),
+                ]);
+            }
+            return EXIT_REFUSED;
+        }
+    };
+    line(&[Part::S("app: update staged and requested")]);
+    let Some(new) = staged_len.and_then(|n| staged.get(..n)) else {
+        return EXIT_STAGED;
+    };
+    // `current` is free again (the old store is no longer used); the area's `load`
+    // needs it to find the copy to write first.
+    let t0 = power::ticks();
+    let committed = board::trust_area(&mut *flash).and_then(|mut area| {
+        area.load(&mut current)?;
+        area.commit(new)?;
+        Ok(area.load(&mut current)?.version())
+    });
+    let t1 = power::ticks();
+    match committed {
+        Ok(v) => {
+            // The tick window tells xtask where to cut the power inside the commit.
+            line(&[
+                Part::S("app: trust store v"),
+                Part::N(v),
+                Part::S(" committed; flash writes at ticks "),
+                Part::N(u64::from(t0)),
+                Part::S(".."),
+                Part::N(u64::from(t1)),
+            ]);
             EXIT_STAGED
         }
         Err(e) => {
-            line(&[Part::S(match e {
-                InstallError::Processor(_) => "app: update refused by the processor",
-                _ => "app: update refused by the bootloader side",
-            })]);
-            EXIT_REFUSED
+            line(&[
+                Part::S("app: trust store commit failed: "),
+                Part::S(board::trust_error(e)),
+            ]);
+            EXIT_SETUP
         }
     }
+}
+
+/// Why [`stage`] requested nothing.
+#[derive(Clone, Copy)]
+enum Refused {
+    /// Authentication, conditions, rollback, fetch.
+    Processor,
+    /// The trust store the manifest carries.
+    Store(suitcase_trust::TrustError),
+    /// Busy, flash, envelope too large.
+    Boot,
+}
+
+/// `Updater::install` with the trust store's [`suitcase_trust::Staging`] between the
+/// processor and the staging slot: authenticate, update (image into the slot, a store
+/// component into `staged`), request. The length of an accepted new store, if the
+/// manifest carried one.
+fn stage(
+    flash: &mut HostFlash<'_>,
+    envelope: &[u8],
+    store: &suitcase_trust::Store<'_>,
+    fetch: &mut FileFetch<'_>,
+    staged: &mut [u8],
+) -> Result<Option<usize>, Refused> {
+    let auth = authenticate(envelope, store).map_err(|_| Refused::Processor)?;
+    let mut updater = Updater::new(flash, &LAYOUT).map_err(|_| Refused::Boot)?;
+    let floor = updater.floor().map_err(|_| Refused::Boot)?;
+    let mut slot = updater.stage(&COMPONENT).map_err(|_| Refused::Boot)?;
+    let mut storage = suitcase_trust::staging(&mut slot, store, staged);
+    let updated = auth.update(&mut Platform {
+        storage: &mut storage,
+        fetch,
+        identity: &IDENTITY,
+        rollback: &mut Floor(floor),
+        clock: &NoClock,
+        invoker: &mut NoInvoke,
+        reporter: &mut NoReport,
+        decryption: &NoDecryptionKeys,
+        policy: &mut NoPolicy,
+        dependencies: None,
+    });
+    if let Some(e) = storage.check.refused {
+        return Err(Refused::Store(e));
+    }
+    updated.map_err(|_| Refused::Processor)?;
+    let new = storage.accepted().map(<[u8]>::len);
+    slot.commit(envelope, Mode::Test)
+        .map_err(|_| Refused::Boot)?;
+    Ok(new)
 }
 
 board::handlers!();

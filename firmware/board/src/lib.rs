@@ -8,7 +8,8 @@
 //! - [`LAYOUT`]: the regions of that flash, the same for bootloader and agent;
 //! - [`power`]: the deterministic power cut (SysTick under `-icount shift=0`);
 //! - [`BootInfo`]: what the bootloader tells the image it starts;
-//! - [`anchor`]: the trust anchor both verify against;
+//! - [`trust_store`]: the trust store both verify against, from its two flash copies
+//!   ([`TRUST_AT`]; docs/trust-store.md);
 //! - [`stack`]: peak stack by painting.
 //!
 //! Everything here is safe code except the raw semihosting traps in [`host`] and the
@@ -21,7 +22,6 @@ pub mod power;
 pub mod stack;
 
 use suitcase_boot::{Layout, Region, SectorRun};
-use suitcase_processor::cose::VerifyingKey;
 use suitcase_processor::platform::StaticIdentity;
 
 /// The exception and panic handlers both images need: `SysTick` is the power cut
@@ -49,10 +49,34 @@ macro_rules! handlers {
 
 /// Erase sector (an nRF52840-like part: 4 KiB sectors, 4-byte words).
 pub const SECTOR: u32 = 4096;
-/// Slot header + envelope area before the image.
+
+/// Slot header + envelope area before the image. The crypto-agility build (`migration`)
+/// stores envelopes with an HSS-LMS signature (about 2.4 KB) and a trust store in the
+/// manifest, so its header is a whole sector.
+#[cfg(not(feature = "migration"))]
 pub const HEADER: u32 = 1024;
-/// Byte size of the flash file: state 2 + counter 2 + primary 32 + secondary 33 sectors.
-pub const FLASH_SIZE: usize = (2 + 2 + 32 + 33) * SECTOR as usize;
+/// See above.
+#[cfg(feature = "migration")]
+pub const HEADER: u32 = SECTOR;
+/// Sectors of the primary slot (the secondary has one more: the swap's spare). The
+/// migration build links three verifiers (about 1.7 times the code), so its slots are
+/// larger.
+#[cfg(not(feature = "migration"))]
+const PRIMARY_SECTORS: u32 = 32;
+/// See above.
+#[cfg(feature = "migration")]
+const PRIMARY_SECTORS: u32 = 48;
+/// Sectors of one trust-store copy ([`suitcase_trust::Area`]).
+pub const TRUST_COPY_SECTORS: u32 = 1;
+/// Offset of the trust-store area: after the slots, so the rest of the layout is the
+/// one docs/boot.md §10 describes. Copy A here, copy B one copy further.
+pub const TRUST_AT: u32 = (2 + 2 + PRIMARY_SECTORS + PRIMARY_SECTORS + 1) * SECTOR;
+/// Byte size of the flash file: state 2 + counter 2 + primary + secondary (one more) +
+/// the two trust-store copies.
+pub const FLASH_SIZE: usize = (TRUST_AT + 2 * TRUST_COPY_SECTORS * SECTOR) as usize;
+/// The largest signed trust store the images read (a copy holds up to a sector minus
+/// its 64-byte header; the test stores are under 1 KiB).
+pub const STORE_MAX: usize = 2048;
 
 const TWO: [SectorRun; 1] = [SectorRun {
     size: SECTOR,
@@ -60,16 +84,17 @@ const TWO: [SectorRun; 1] = [SectorRun {
 }];
 const PRIMARY: [SectorRun; 1] = [SectorRun {
     size: SECTOR,
-    count: 32,
+    count: PRIMARY_SECTORS,
 }];
 const SECONDARY: [SectorRun; 1] = [SectorRun {
     size: SECTOR,
-    count: 33,
+    count: PRIMARY_SECTORS + 1,
 }];
 
 /// The flash layout (offsets in the flash file): journal at 0, counter at 8 KiB, primary
-/// slot at 16 KiB (128 KiB), secondary at 144 KiB (132 KiB: one unit more). One trial
-/// boot: an image that does not confirm on its first run is reverted at the next boot.
+/// slot at 16 KiB (128 KiB; 192 KiB in the migration build), the secondary after it (one
+/// unit more). One trial boot: an image that does not confirm on its first run is
+/// reverted at the next boot.
 pub const LAYOUT: Layout<'static> = Layout {
     state: Region {
         offset: 0,
@@ -84,13 +109,50 @@ pub const LAYOUT: Layout<'static> = Layout {
         sectors: &PRIMARY,
     },
     secondary: Region {
-        offset: 36 * SECTOR,
+        offset: (4 + PRIMARY_SECTORS) * SECTOR,
         sectors: &SECONDARY,
     },
     header_size: HEADER,
     erased: 0xFF,
     trial_boots: 1,
 };
+
+/// The trust-store area (docs/trust-store.md, "Two copies on flash") over `flash`.
+pub fn trust_area<F: embedded_storage::nor_flash::NorFlash>(
+    flash: F,
+) -> Result<suitcase_trust::Area<F>, suitcase_trust::TrustError> {
+    let size = TRUST_COPY_SECTORS * SECTOR;
+    suitcase_trust::Area::new(flash, TRUST_AT, TRUST_AT + size, size)
+}
+
+/// Loads the current trust store into `buf`, finishing an interrupted commit first
+/// (so the images always act on one whole store, the old or the new).
+pub fn trust_store<'b, F: embedded_storage::nor_flash::NorFlash>(
+    flash: &mut F,
+    buf: &'b mut [u8],
+) -> Result<suitcase_trust::Store<'b>, suitcase_trust::TrustError> {
+    trust_area(flash)?.load(buf)
+}
+
+/// A short reason for a trust-store error, without formatting (which would add
+/// several KiB to the measured bootloader).
+pub fn trust_error(e: suitcase_trust::TrustError) -> &'static str {
+    use suitcase_trust::TrustError as E;
+    match e {
+        E::Decode(_) => "malformed",
+        E::BadKey(_) => "a key is not a key of its algorithm",
+        E::TooLarge => "too many keys or clauses",
+        E::Rollback { .. } => "not newer than the current store",
+        E::BelowCurrentThreshold { .. } => "below the current root threshold",
+        E::NewKeysDidNotSign { .. } => "its own root keys did not sign",
+        E::Unusable => "its policy needs algorithms this build lacks",
+        E::Signature => "a signature is not a COSE_Sign1",
+        E::NoValidCopy => "no valid copy",
+        E::Flash => "flash error",
+        E::BufferTooSmall => "larger than the buffer",
+        _ => "refused",
+    }
+}
 
 /// The image component, `[h'00']` (the spec examples' component 0).
 pub const COMPONENT: [u8; 3] = [0x81, 0x41, 0x00];
@@ -108,32 +170,6 @@ pub const IDENTITY: StaticIdentity = StaticIdentity {
     device: None,
     running_slot: 0,
 };
-
-/// The trust anchor: the draft's published P-256 test key (`public_key.pem`) as an
-/// uncompressed SEC1 point.
-#[cfg(not(feature = "ed25519"))]
-pub fn anchor() -> Option<VerifyingKey<'static>> {
-    const KEY: [u8; 65] = [
-        0x04, 0x84, 0x96, 0x81, 0x1a, 0xae, 0x0b, 0xaa, 0xab, 0xd2, 0x61, 0x57, 0x18, 0x9e, 0xec,
-        0xda, 0x26, 0xbe, 0xaa, 0x8b, 0xf1, 0x1b, 0x6f, 0x3f, 0xe6, 0xe2, 0xb5, 0x65, 0x9c, 0x85,
-        0xdb, 0xc0, 0xad, 0x3b, 0x1f, 0x2a, 0x4b, 0x6c, 0x09, 0x81, 0x31, 0xc0, 0xa3, 0x6d, 0xac,
-        0xd1, 0xd7, 0x8b, 0xd3, 0x81, 0xdc, 0xdf, 0xb0, 0x9c, 0x05, 0x2d, 0xb3, 0x39, 0x91, 0xdb,
-        0x73, 0x38, 0xb4, 0xa8, 0x96,
-    ];
-    suitcase_processor::cose::p256::ecdsa::VerifyingKey::from_sec1_bytes(&KEY)
-        .ok()
-        .map(VerifyingKey::P256)
-}
-
-/// The trust anchor: the Ed25519 key xtask generated (`generated/fw-ed25519.pub`, from a
-/// fixed seed) and signs the Ed25519 envelopes with.
-#[cfg(feature = "ed25519")]
-pub fn anchor() -> Option<VerifyingKey<'static>> {
-    static KEY: &[u8; 32] = include_bytes!(concat!(env!("SUITCASE_GENERATED"), "/fw-ed25519.pub"));
-    suitcase_processor::cose::ed25519_dalek::VerifyingKey::from_bytes(KEY)
-        .ok()
-        .map(VerifyingKey::Ed25519)
-}
 
 /// Where the bootloader copies the verified image and jumps ("RAM load"): the
 /// application is linked for this 1 MiB window (`memory/app.x`).

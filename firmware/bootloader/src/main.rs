@@ -26,13 +26,13 @@ use board::{RAM_IMAGE_SIZE, power};
 use cortex_m_rt::entry;
 use embedded_storage::nor_flash::ReadNorFlash;
 use suitcase_boot::{BootError, Config, boot};
-use suitcase_processor::platform::{StaticKeys, TrustAnchor};
+use suitcase_trust::TrustError;
 
 /// No image verifies (`BootError::NoBootableImage`).
 const EXIT_NO_IMAGE: u32 = 3;
 /// A flash or layout error.
 const EXIT_ERROR: u32 = 4;
-/// The flash file cannot be opened, or the trust anchor is invalid.
+/// The flash file cannot be opened, or it holds no valid trust store.
 const EXIT_SETUP: u32 = 5;
 
 #[entry]
@@ -50,22 +50,31 @@ fn main() -> ! {
         line(&[Part::S("boot: cannot open the flash file")]);
         exit(EXIT_SETUP)
     };
-    let Some(key) = board::anchor() else {
-        exit(EXIT_SETUP)
-    };
-    let anchors = [TrustAnchor { key, kid: None }];
-    let keys = StaticKeys {
-        anchors: &anchors,
-        rules: &[],
+    // The trust anchors and the signing policy come from the trust-store area, never
+    // from the image: a store update re-keys the bootloader without reflashing it.
+    let mut store_buf = [0u8; board::STORE_MAX];
+    let store = match board::trust_store(&mut flash, &mut store_buf) {
+        Ok(s) => s,
+        Err(e) => {
+            line(&[
+                Part::S("boot: no usable trust store: "),
+                Part::S(board::trust_error(e)),
+            ]);
+            exit(if e == TrustError::Flash {
+                EXIT_ERROR
+            } else {
+                EXIT_SETUP
+            })
+        }
     };
     let cfg = Config {
         layout: LAYOUT,
-        keys: &keys,
+        keys: &store,
         identity: &IDENTITY,
         component: &COMPONENT,
     };
     // The stored envelope (≤ HEADER − 32 bytes) and the swap's copy buffer.
-    let mut buf = [0u8; 1024];
+    let mut buf = [0u8; board::HEADER as usize];
     let handover = match boot(&mut flash, &cfg, &mut buf) {
         Ok(h) => h,
         Err(e) => {
@@ -98,6 +107,8 @@ fn main() -> ! {
         Part::N(u64::from(last)),
         Part::S("; hand-over at tick "),
         Part::N(u64::from(power::ticks())),
+        Part::S("; trust store v"),
+        Part::N(store.version()),
         Part::S("; peak stack "),
         Part::N(board::stack::peak(painted) as u64),
         Part::S(" B"),

@@ -25,17 +25,56 @@ use suitcase_cose::{Algorithm, SigningKey, ed25519_dalek, signing_key_from_pem};
 use suitcase_testkit::resign::{Rewrite, Signer};
 use suitcase_testkit::vectors::{self, PLACEHOLDER_0};
 
-use super::{Sizes, debian_cargo, elf_path, sizes};
+use suitcase_trust::role;
+
+use super::{Sizes, debian_cargo, elf_path, sizes, trust};
 use crate::process::{self, Failure, command};
 
-/// The flash file (board::FLASH_SIZE and board::LAYOUT).
-const SECTOR: usize = 4096;
-const FLASH_SIZE: usize = (2 + 2 + 32 + 33) * SECTOR;
-const PRIMARY_AT: usize = 4 * SECTOR;
-const SECONDARY_AT: usize = 36 * SECTOR;
-const HEADER: usize = 1024;
-/// Largest image the primary slot takes (32 units minus the header).
-const MAX_IMAGE: usize = 32 * SECTOR - HEADER;
+/// The flash file's geometry (board::LAYOUT, board::TRUST_AT, board::FLASH_SIZE).
+#[derive(Clone, Copy, Debug)]
+pub struct Geometry {
+    /// Sectors of the primary slot (the secondary has one more).
+    primary_sectors: usize,
+    /// Slot header (envelope area) before the image.
+    pub header: usize,
+}
+
+/// The erase sector.
+pub const SECTOR: usize = 4096;
+/// The bootloader and application builds with one algorithm.
+pub const STANDARD: Geometry = Geometry {
+    primary_sectors: 32,
+    header: 1024,
+};
+/// The migration build (`board/migration`): room for HSS-LMS envelopes and three
+/// verifiers.
+pub const MIGRATION: Geometry = Geometry {
+    primary_sectors: 48,
+    header: SECTOR,
+};
+
+impl Geometry {
+    /// The primary slot.
+    pub fn primary_at(&self) -> usize {
+        4 * SECTOR
+    }
+    /// The secondary slot.
+    pub fn secondary_at(&self) -> usize {
+        (4 + self.primary_sectors) * SECTOR
+    }
+    /// The trust-store area (two copies of one sector).
+    pub fn trust_at(&self) -> usize {
+        (4 + 2 * self.primary_sectors + 1) * SECTOR
+    }
+    /// The flash file's size.
+    pub fn size(&self) -> usize {
+        self.trust_at() + 2 * SECTOR
+    }
+    /// Largest image the primary slot takes.
+    pub fn max_image(&self) -> usize {
+        self.primary_sectors * SECTOR - self.header
+    }
+}
 /// Guest instructions per SysTick tick.
 const TICK: u64 = 40;
 /// Width of the `cut=` argument: the same command line, hence the same instructions, in
@@ -54,6 +93,8 @@ const CUTS_REVERT: u64 = 40;
 const RECOVERY_RUNS: usize = 5;
 /// The seed of the Ed25519 test key (a test key: the seed is public).
 const ED25519_SEED: [u8; 32] = *b"suitcase firmware ed25519 seed!!";
+/// Exit status of the application when it refused an update.
+pub(super) const REFUSED: i32 = 23;
 
 /// What the device half measured.
 #[derive(Debug, Clone, Default)]
@@ -127,14 +168,14 @@ pub fn text_by_crate(elf: &Path) -> Result<Vec<(String, u64)>, Failure> {
 }
 
 /// One QEMU run: exit status and console output.
-struct Run {
-    status: i32,
-    out: String,
+pub(super) struct Run {
+    pub(super) status: i32,
+    pub(super) out: String,
 }
 
 impl Run {
     /// The `boot:` line's sequence number and whether it was a trial.
-    fn booted(&self) -> Option<(u64, bool)> {
+    pub(super) fn booted(&self) -> Option<(u64, bool)> {
         let l = self.out.lines().find(|l| l.starts_with("boot: verified"))?;
         let seq = l.strip_prefix("boot: verified sequence ")?;
         let (n, rest) = seq.split_once(' ')?;
@@ -143,7 +184,7 @@ impl Run {
 
     /// Whether the application started and reported the sequence number the bootloader
     /// verified: the jump reached the verified image, and it runs.
-    fn app_runs_booted(&self) -> bool {
+    pub(super) fn app_runs_booted(&self) -> bool {
         let app = self
             .out
             .lines()
@@ -154,7 +195,7 @@ impl Run {
 
     /// Ticks `a..b` of the `flash writes at ticks a..b` the line starting with `prefix`
     /// reports.
-    fn window(&self, prefix: &str) -> Option<(u64, u64)> {
+    pub(super) fn window(&self, prefix: &str) -> Option<(u64, u64)> {
         let (_, rest) = self
             .out
             .lines()
@@ -166,7 +207,7 @@ impl Run {
     }
 
     /// The peak stack the line starting with `prefix` reports.
-    fn stack(&self, prefix: &str) -> Option<u64> {
+    pub(super) fn stack(&self, prefix: &str) -> Option<u64> {
         let (_, rest) = self
             .out
             .lines()
@@ -176,7 +217,7 @@ impl Run {
     }
 
     /// The number after `marker` in the output.
-    fn number_after(&self, marker: &str) -> Option<u64> {
+    pub(super) fn number_after(&self, marker: &str) -> Option<u64> {
         let (_, rest) = self.out.split_once(marker)?;
         let n: String = rest.chars().take_while(char::is_ascii_digit).collect();
         n.parse().ok()
@@ -184,21 +225,21 @@ impl Run {
 }
 
 /// Exit statuses (firmware/bootloader and firmware/app).
-const CUT: i32 = 98;
-const CONFIRMED: i32 = 20;
+pub(super) const CUT: i32 = 98;
+pub(super) const CONFIRMED: i32 = 20;
 const SELF_TEST_FAILED: i32 = 21;
-const STAGED: i32 = 22;
+pub(super) const STAGED: i32 = 22;
 
 /// The work folder and the two ELF files every run uses.
-struct Bench {
-    work: PathBuf,
-    bootloader: PathBuf,
+pub(super) struct Bench {
+    pub(super) work: PathBuf,
+    pub(super) bootloader: PathBuf,
 }
 
 impl Bench {
     /// Runs the bootloader in QEMU on `work/flash.img`, with `cut` ticks (0: none) and
     /// the update files if `update`.
-    fn run(&self, bootloader: &Path, cut: u64, update: bool) -> Result<Run, Failure> {
+    pub(super) fn run(&self, bootloader: &Path, cut: u64, update: bool) -> Result<Run, Failure> {
         let files = if update {
             ",arg=update=update.suit,arg=payload=update.bin"
         } else {
@@ -226,7 +267,7 @@ impl Bench {
     }
 
     /// QEMU with the bootloader, `cut` and further semihosting arguments `args`.
-    fn qemu(&self, bootloader: &Path, cut: u64, args: &str) -> Result<Run, Failure> {
+    pub(super) fn qemu(&self, bootloader: &Path, cut: u64, args: &str) -> Result<Run, Failure> {
         let cfg =
             format!("enable=on,target=native,arg=flash=flash.img,arg=cut={cut:0CUT_DIGITS$}{args}");
         // `timeout`: a guest that never exits is a failure, not a hang.
@@ -244,22 +285,28 @@ impl Bench {
         })
     }
 
-    fn put_flash(&self, bytes: &[u8]) -> Result<(), Failure> {
+    pub(super) fn put_flash(&self, bytes: &[u8]) -> Result<(), Failure> {
         write(&self.work.join("flash.img"), bytes)
     }
 
-    fn flash(&self) -> Result<Vec<u8>, Failure> {
+    pub(super) fn flash(&self) -> Result<Vec<u8>, Failure> {
         let p = self.work.join("flash.img");
         fs::read(&p).map_err(|e| Failure(format!("{}: {e}", p.display())))
     }
 
-    fn set_update(&self, envelope: &[u8], image: &[u8]) -> Result<(), Failure> {
+    pub(super) fn set_update(&self, envelope: &[u8], image: &[u8]) -> Result<(), Failure> {
         write(&self.work.join("update.suit"), envelope)?;
         write(&self.work.join("update.bin"), image)
     }
 
     /// A run that must end with `status` after booting `seq` (trial or not).
-    fn expect(&self, update: bool, seq: u64, trial: bool, status: i32) -> Result<Run, Failure> {
+    pub(super) fn expect(
+        &self,
+        update: bool,
+        seq: u64,
+        trial: bool,
+        status: i32,
+    ) -> Result<Run, Failure> {
         let run = self.run(&self.bootloader, 0, update)?;
         print!("{}", run.out);
         if run.booted() != Some((seq, trial)) || !run.app_runs_booted() || run.status != status {
@@ -279,22 +326,9 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
     fs::write(path, bytes).map_err(|e| Failure(format!("{}: {e}", path.display())))
 }
 
-/// The Ed25519 test key; its public half goes to `generated/fw-ed25519.pub`, which the
-/// Ed25519 bootloader build includes.
-pub fn write_ed25519_key(generated: &Path) -> Result<(), Failure> {
-    let key = ed25519_dalek::SigningKey::from_bytes(&ED25519_SEED);
-    let public = key.verifying_key().to_bytes();
-    let path = generated.join("fw-ed25519.pub");
-    // Unchanged bytes are not rewritten: cargo would rebuild.
-    if fs::read(&path).is_ok_and(|old| old == public) {
-        return Ok(());
-    }
-    write(&path, &public)
-}
-
 /// Builds `package` with `extra` cargo arguments and copies its ELF to
 /// `work/<package>-<name>`.
-fn build_kept(
+pub fn build_kept(
     dir: &Path,
     work: &Path,
     package: &str,
@@ -312,7 +346,7 @@ fn build_kept(
 
 /// The loadable bytes of `elf` (`objcopy -O binary`: vector table, code, constants, the
 /// load image of `.data`).
-fn binary(elf: &Path) -> Result<Vec<u8>, Failure> {
+pub fn binary(elf: &Path) -> Result<Vec<u8>, Failure> {
     let bin = elf.with_extension("bin");
     process::run(
         command("arm-none-eabi-objcopy")
@@ -355,21 +389,22 @@ pub fn run(dir: &Path) -> Result<DeviceReport, Failure> {
         tagged(&app, b"C", false),
     ];
     report.image_len = images[0].len();
-    if images[0].len() > MAX_IMAGE {
-        return Err(Failure(format!(
-            "firmware device: the application image ({} B) does not fit the slot ({MAX_IMAGE} B)",
-            images[0].len()
-        )));
-    }
+    fits(&STANDARD, images[0].len())?;
     let es256 = es256_key()?;
-    let ed25519 = Signer::Sign(
-        SigningKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&ED25519_SEED)),
-        Algorithm::EdDsa,
-    );
+    let ed25519_key = SigningKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&ED25519_SEED));
+    let ed25519 = Signer::Sign(ed25519_key.clone(), Algorithm::EdDsa);
+    // The factory trust stores: one key that is both the root and the operator (the
+    // smallest deployment; every anchor costs a verification per signature block, and
+    // these envelopes carry no kid).
+    let Signer::Sign(es256_signing, _) = &es256 else {
+        return Err(Failure("firmware device: the ES256 signer is a key".into()));
+    };
+    let store_es256 = single_key_store(trust::Key::Cose(es256_signing.clone(), b"factory"))?;
+    let store_ed25519 = single_key_store(trust::Key::Cose(ed25519_key, b"factory"))?;
     let env_a = envelope(&images[0], 1, es256.clone())?;
     let env_b = envelope(&images[1], 2, es256.clone())?;
     let env_c = envelope(&images[2], 2, es256)?;
-    let factory_a = factory(&env_a, &images[0])?;
+    let factory_a = factory(&STANDARD, &env_a, &images[0], &store_es256)?;
 
     let bench = Bench {
         bootloader: work.join("bootloader-p256"),
@@ -401,7 +436,7 @@ pub fn run(dir: &Path) -> Result<DeviceReport, Failure> {
     bench.expect(true, 1, false, STAGED)?;
     let mut flash = bench.flash()?;
     // One bit of the staged image's last byte (secondary slot, unit 1, after the header).
-    let last = SECONDARY_AT + SECTOR + HEADER + images[1].len() - 1;
+    let last = STANDARD.secondary_at() + SECTOR + STANDARD.header + images[1].len() - 1;
     flash[last] ^= 0x01;
     bench.put_flash(&flash)?;
     let refused = bench.run(&bench.bootloader, 0, false)?;
@@ -419,14 +454,14 @@ pub fn run(dir: &Path) -> Result<DeviceReport, Failure> {
     (report.verify_p256, report.authenticate_p256) = bench.measure(&bench.bootloader)?;
     let image_ed = tagged(&app_ed, b"A-ed", true);
     let env_ed = envelope(&image_ed, 1, ed25519.clone())?;
-    bench.put_flash(&factory(&env_ed, &image_ed)?)?;
+    bench.put_flash(&factory(&STANDARD, &env_ed, &image_ed, &store_ed25519)?)?;
     bench.set_update(&env_ed, &image_ed)?;
     (report.verify_ed25519, report.authenticate_ed25519) =
         bench.measure(&bench.work.join("bootloader-ed25519"))?;
 
     println!("firmware device: verified boot with the Ed25519 bootloader");
     let env_a_ed = envelope(&images[0], 1, ed25519)?;
-    bench.put_flash(&factory(&env_a_ed, &images[0])?)?;
+    bench.put_flash(&factory(&STANDARD, &env_a_ed, &images[0], &store_ed25519)?)?;
     let run = bench.run(&bench.work.join("bootloader-ed25519"), 0, false)?;
     print!("{}", run.out);
     if run.booted() != Some((1, false)) || run.status != 0 {
@@ -459,20 +494,34 @@ pub fn run(dir: &Path) -> Result<DeviceReport, Failure> {
 }
 
 /// Where a power-cut phase starts and when it is over.
-struct Phase {
+pub(super) struct Phase {
     /// `install`, `swap`, `revert`.
-    name: &'static str,
+    pub(super) name: &'static str,
     /// The flash file before the phase's run.
-    start: Vec<u8>,
+    pub(super) start: Vec<u8>,
     /// Whether its runs get the update files.
-    update: bool,
+    pub(super) update: bool,
     /// The state the phase must reach: (sequence number, trial) of a boot, or the
     /// confirm status.
-    done: fn(&Run) -> bool,
+    pub(super) done: fn(&Run) -> bool,
     /// (first tick, last tick, points) to spread cuts over.
-    spans: Vec<(u64, u64, u64)>,
+    pub(super) spans: Vec<(u64, u64, u64)>,
     /// The clean run's last tick (second cuts are spread up to it).
-    end: u64,
+    pub(super) end: u64,
+}
+
+impl Phase {
+    /// The cut points: each span's points evenly over it, sorted, without repeats.
+    pub(super) fn ticks(&self) -> Vec<u64> {
+        let mut ticks: Vec<u64> = self
+            .spans
+            .iter()
+            .flat_map(|&(a, b, n)| (0..n).map(move |i| a + (b + 1 - a) * i / n))
+            .collect();
+        ticks.sort_unstable();
+        ticks.dedup();
+        ticks
+    }
 }
 
 /// B runs confirmed, or permanent.
@@ -579,13 +628,7 @@ fn power_cuts(
     let (mut points, mut booted, mut seconds) = (0, 0, 0);
     let mut failures = Vec::new();
     for phase in &phases {
-        let mut ticks: Vec<u64> = phase
-            .spans
-            .iter()
-            .flat_map(|&(a, b, n)| (0..n).map(move |i| a + (b + 1 - a) * i / n))
-            .collect();
-        ticks.sort_unstable();
-        ticks.dedup();
+        let ticks = phase.ticks();
         let before = booted;
         for (index, &tick) in ticks.iter().enumerate() {
             bench.put_flash(&phase.start)?;
@@ -626,7 +669,12 @@ fn power_cuts(
 /// After a cut run: QEMU again on the same flash until the phase is done. Whether the
 /// first boot after the cut handed over a verified image; an error if the phase did not
 /// complete or a run failed.
-fn recover(bench: &Bench, phase: &Phase, cut: &Run, second: Option<u64>) -> Result<bool, String> {
+pub(super) fn recover(
+    bench: &Bench,
+    phase: &Phase,
+    cut: &Run,
+    second: Option<u64>,
+) -> Result<bool, String> {
     if cut.status != CUT && (phase.done)(cut) {
         // The cut fell after the end of the run: nothing was cut.
         return Ok(true);
@@ -661,7 +709,7 @@ fn recover(bench: &Bench, phase: &Phase, cut: &Run, second: Option<u64>) -> Resu
 }
 
 /// The application image with its trailer: name (8 bytes), self-test verdict, magic.
-fn tagged(app: &[u8], name: &[u8], passes: bool) -> Vec<u8> {
+pub(super) fn tagged(app: &[u8], name: &[u8], passes: bool) -> Vec<u8> {
     let mut image = app.to_vec();
     let mut tag = [b' '; 8];
     tag[..name.len()].copy_from_slice(name);
@@ -694,20 +742,53 @@ fn envelope(image: &[u8], seq: u64, signer: Signer) -> Result<Vec<u8>, Failure> 
     }
     .apply(&example)
     .map_err(|e| Failure(format!("firmware device: re-signing example 2: {e}")))?;
-    if 32 + env.len() > HEADER {
-        return Err(Failure(format!(
-            "firmware device: envelope of {} B does not fit the {HEADER} B slot header",
-            env.len()
-        )));
-    }
     Ok(env)
 }
 
-/// The flash file as a factory programmer leaves it: everything erased, the primary slot
-/// holding header, envelope and image (docs/boot.md §3).
-fn factory(envelope: &[u8], image: &[u8]) -> Result<Vec<u8>, Failure> {
-    let mut flash = vec![0xFF; FLASH_SIZE];
-    let slot = &mut flash[PRIMARY_AT..];
+/// Whether an image of `len` bytes fits the primary slot of `geo`.
+pub fn fits(geo: &Geometry, len: usize) -> Result<(), Failure> {
+    if len > geo.max_image() {
+        return Err(Failure(format!(
+            "firmware device: the application image ({len} B) does not fit the slot ({} B)",
+            geo.max_image()
+        )));
+    }
+    Ok(())
+}
+
+/// A first trust store with `key` as its only key, root and operator (threshold 1),
+/// signed by it.
+fn single_key_store(mut k: trust::Key) -> Result<Vec<u8>, Failure> {
+    let family = k.family();
+    trust::store(
+        1,
+        vec![k.spec(role::ROOT | role::OPERATOR)],
+        1,
+        vec![trust::operators(1, family)],
+        &mut [&mut k],
+    )
+}
+
+/// The flash file as a factory programmer leaves it: everything erased but the primary
+/// slot, holding header, envelope and image (docs/boot.md §3), and both copies of the
+/// trust-store area, holding `store` (docs/trust-store.md).
+pub fn factory(
+    geo: &Geometry,
+    envelope: &[u8],
+    image: &[u8],
+    store: &[u8],
+) -> Result<Vec<u8>, Failure> {
+    if 32 + envelope.len() > geo.header {
+        return Err(Failure(format!(
+            "firmware device: envelope of {} B does not fit the {} B slot header",
+            envelope.len(),
+            geo.header
+        )));
+    }
+    fits(geo, image.len())?;
+    let mut flash = vec![0xFF; geo.size()];
+    trust::provision(&mut flash, geo.trust_at(), store)?;
+    let slot = &mut flash[geo.primary_at()..];
     slot[..32].fill(0);
     slot[..4].copy_from_slice(b"SCs1");
     let len = |n: usize| u32::try_from(n).map(u32::to_le_bytes);
@@ -716,7 +797,7 @@ fn factory(envelope: &[u8], image: &[u8]) -> Result<Vec<u8>, Failure> {
     slot[4..8].copy_from_slice(&e);
     slot[8..12].copy_from_slice(&i);
     slot[32..32 + envelope.len()].copy_from_slice(envelope);
-    slot[HEADER..HEADER + image.len()].copy_from_slice(image);
+    slot[geo.header..geo.header + image.len()].copy_from_slice(image);
     Ok(flash)
 }
 
@@ -765,14 +846,17 @@ mod tests {
     fn trailer_and_factory_layout() {
         let image = tagged(&[1, 2, 3], b"C", false);
         assert_eq!(&image[3..], b"C       failSCt1");
-        let flash = factory(&[0xAA; 5], &image).expect("fits");
-        assert_eq!(flash.len(), FLASH_SIZE);
-        let slot = &flash[PRIMARY_AT..];
+        let store = single_key_store(trust::Key::p256(9, b"t")).expect("store");
+        let flash = factory(&STANDARD, &[0xAA; 5], &image, &store).expect("fits");
+        assert_eq!(flash.len(), STANDARD.size());
+        assert_eq!(trust::whole_store(&flash, STANDARD.trust_at()), Ok(1));
+        let slot = &flash[STANDARD.primary_at()..];
         assert_eq!(&slot[..12], b"SCs1\x05\0\0\0\x13\0\0\0");
         assert!(slot[12..32].iter().all(|&b| b == 0));
         assert_eq!(&slot[32..37], &[0xAA; 5]);
-        assert!(slot[37..HEADER].iter().all(|&b| b == 0xFF));
-        assert_eq!(&slot[HEADER..HEADER + image.len()], &image[..]);
-        assert!(flash[..PRIMARY_AT].iter().all(|&b| b == 0xFF));
+        let header = STANDARD.header;
+        assert!(slot[37..header].iter().all(|&b| b == 0xFF));
+        assert_eq!(&slot[header..header + image.len()], &image[..]);
+        assert!(flash[..STANDARD.primary_at()].iter().all(|&b| b == 0xFF));
     }
 }
