@@ -16,8 +16,8 @@ use crate::process::{self, Failure, command, require};
 use crate::{root, vectors};
 
 mod device;
-mod stage1;
 mod migration;
+mod stage1;
 mod trust;
 
 /// The firmware target (mps2-an386 has a Cortex-M4F).
