@@ -49,9 +49,13 @@ use suitcase_testkit::vectors::SPEC;
 
 use crate::Rejected;
 
-/// Arguments of `demo` (none: the vectors come from `SUITCASE_VECTORS` or the checkout).
+/// Arguments of `demo` (the vectors come from `SUITCASE_VECTORS` or the checkout).
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// After the last line, keep the fleet server (and its dashboard) running until Ctrl-C.
+    #[arg(long)]
+    pub serve: bool,
+}
 
 /// Component identifiers of the examples.
 const C0: &[&[u8]] = &[&[0x00]];
@@ -229,7 +233,7 @@ fn load_ctx(dir: PathBuf) -> anyhow::Result<Ctx> {
 }
 
 /// Runs `demo`.
-pub fn run(_args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
+pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let mut ctx = load_ctx(find_vectors()?)?;
     ctx.story = Some(story::Story::new()?);
     let mut fleet = fleet::Fleet::new()?;
@@ -369,13 +373,20 @@ pub fn run(_args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
         }
         writeln!(
             out,
-            "dashboard (while the demo runs; viewer token in the fragment): {}",
+            "dashboard (viewer token in the fragment; served while the demo runs, or until Ctrl-C with `demo --serve`): {}",
             f.dashboard()
         )?;
     }
     writeln!(out, "demo: {passed} steps passed, {failed} failed")?;
     if failed > 0 {
         return Err(Rejected(format!("{failed} of {} steps failed", STEPS.len())).into());
+    }
+    if args.serve
+        && let Some(f) = &ctx.fleet
+    {
+        out.flush()?;
+        eprintln!("demo: the fleet server keeps running for the dashboard; Ctrl-C stops it");
+        f.serve_until_ctrl_c()?;
     }
     Ok(())
 }
@@ -710,9 +721,11 @@ mod tests {
     use clap::Parser;
 
     #[test]
-    fn takes_no_flags() {
+    fn takes_only_serve() {
         let cli = Cli::try_parse_from(["suitcase", "demo"]).unwrap();
-        assert!(matches!(cli.command, Command::Demo(_)));
+        assert!(matches!(cli.command, Command::Demo(Args { serve: false })));
+        let cli = Cli::try_parse_from(["suitcase", "demo", "--serve"]).unwrap();
+        assert!(matches!(cli.command, Command::Demo(Args { serve: true })));
         assert!(Cli::try_parse_from(["suitcase", "demo", "--json"]).is_err());
     }
 

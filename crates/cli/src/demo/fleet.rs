@@ -158,6 +158,18 @@ impl Fleet {
         Ok(v)
     }
 
+    /// Blocks until Ctrl-C while the server keeps serving (`demo --serve`).
+    ///
+    /// # Errors
+    /// No server, or the signal cannot be awaited.
+    pub fn serve_until_ctrl_c(&self) -> anyhow::Result<()> {
+        let rt = self
+            .runtime
+            .as_ref()
+            .ok_or_else(|| anyhow!("no fleet server"))?;
+        rt.block_on(tokio::signal::ctrl_c()).context("Ctrl-C")
+    }
+
     /// The dashboard's address (with the viewer token in the fragment, never sent).
     pub fn dashboard(&self) -> String {
         let token = self.token("viewer").unwrap_or_default();
