@@ -3,7 +3,8 @@
 
 use crate::process::{self, Failure, command, first_line};
 
-/// Debian packages the firmware build and run, and the PKCS#11 tests, need.
+/// Debian packages the firmware build and run, the PKCS#11 tests and the dashboard
+/// test need.
 ///
 /// rustc-web/cargo-web (1.96, bookworm-security) build `core` from
 /// rust-web-src for thumbv7em: rustup may have no Arm target on these
@@ -18,6 +19,9 @@ const APT_PACKAGES: &[&str] = &[
     // PKCS#11 signing tests (`suitcase sign --pkcs11-…`): a software token,
     // /usr/lib/softhsm/libsofthsm2.so and softhsm2-util.
     "softhsm2",
+    // The fleet dashboard's test loads the page in headless Chromium
+    // (crates/cli/tests/cli/fleet.rs).
+    "chromium",
 ];
 
 /// PyPI packages the independent check of the CLI's output needs

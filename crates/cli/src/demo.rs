@@ -1,24 +1,29 @@
-//! `suitcase demo`: a guided end-to-end run of the device code in two parts.
+//! `suitcase demo`: a guided end-to-end run of the device code in three parts.
 //!
 //! Part 1, steps (a)–(h): the SUIT processor on an in-memory device with the published
 //! vectors of the manifest spec. Part 2, steps (i)–(q) ([`story`]): the device story with
 //! the real bootloader over the NOR flash simulator in a temporary directory — keys,
 //! three releases, v1 in the factory, the update to v2 with a power cut in the middle of
 //! the swap and the recovery, trial boot and confirm, a bad v3 reverted, a downgrade
-//! refused.
+//! refused. Part 3, steps (r)–(v) ([`fleet`]): the fleet on loopback — the update server
+//! in this process, 50 simulated devices, a phased rollout with a power cut, a bad
+//! release halting its campaign by itself — then a device table and the dashboard's
+//! address.
 //!
 //! Each step is a small function that returns the fact it measured (or why it failed);
 //! `run` prints one ✔/✘ line per step, a summary, and a closing
 //! `demo: N steps passed, M failed`. On a terminal a progress bar (on stderr) shows the
-//! step being run; when stdout is not a terminal (CI, pipes) there is no bar, only the
-//! lines. The steps use the processor exactly as a device does: `authenticate`, then
-//! `update` or `invoke` over a `Platform` lent by `suitcase_testkit::device::MemDevice`.
+//! step being run (and a bar per fleet round); when stdout is not a terminal (CI, pipes)
+//! there is no bar, only the lines. The steps use the processor exactly as a device does:
+//! `authenticate`, then `update` or `invoke` over a `Platform` lent by
+//! `suitcase_testkit::device::MemDevice`.
 //!
 //! Two deliberate liberties, both said in the output: the spec examples carry
 //! placeholder image digests, so the update steps re-sign them with the digests of real
 //! (generated) images using the published private key; and example 3 has no invoke
 //! sequence, so the demo's copy of it adds `invoke (policy 2)` to show a boot.
 
+mod fleet;
 mod story;
 
 use std::collections::HashMap;
@@ -44,9 +49,13 @@ use suitcase_testkit::vectors::SPEC;
 
 use crate::Rejected;
 
-/// Arguments of `demo` (none: the vectors come from `SUITCASE_VECTORS` or the checkout).
+/// Arguments of `demo` (the vectors come from `SUITCASE_VECTORS` or the checkout).
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// After the last line, keep the fleet server (and its dashboard) running until Ctrl-C.
+    #[arg(long)]
+    pub serve: bool,
+}
 
 /// Component identifiers of the examples.
 const C0: &[&[u8]] = &[&[0x00]];
@@ -82,8 +91,21 @@ macro_rules! story_step {
     }};
 }
 
+/// Wraps a [`fleet`] step as a [`Step`].
+macro_rules! fleet_step {
+    ($name:ident) => {{
+        fn step(ctx: &mut Ctx) -> anyhow::Result<String> {
+            fleet::$name(ctx.fleet.as_mut().ok_or_else(|| anyhow!("no fleet"))?)
+        }
+        step
+    }};
+}
+
+/// Steps of parts 1 and 2 (part 3, the fleet, follows).
+const PART2: usize = 17;
+
 /// The steps, in order: letter, title, function.
-const STEPS: [(&str, &str, Step); 17] = [
+const STEPS: [(&str, &str, Step); 22] = [
     ("a", "authenticate", authenticate_signed),
     ("b", "refuse unsigned", refuse_unsigned),
     ("c", "A/B update", ab_update),
@@ -101,6 +123,11 @@ const STEPS: [(&str, &str, Step); 17] = [
     ("o", "self-test, confirm", story_step!(confirm_step)),
     ("p", "bad v3 reverted", story_step!(bad_update_step)),
     ("q", "downgrade refused", story_step!(downgrade_step)),
+    ("r", "fleet server", fleet_step!(server_step)),
+    ("s", "50 devices enrol", fleet_step!(enrol_step)),
+    ("t", "phased rollout of v2", fleet_step!(rollout_step)),
+    ("u", "power cut, recovered", fleet_step!(recovered_step)),
+    ("v", "bad v3 halts itself", fleet_step!(halt_step)),
 ];
 
 /// What the steps share: the vectors, the published key pair, and the A/B device that
@@ -111,6 +138,7 @@ struct Ctx {
     private: SigningKey,
     ab: Option<AbDevice>,
     story: Option<story::Story>,
+    fleet: Option<fleet::Fleet>,
 }
 
 /// The device of steps (c)–(f) and the envelope installed on it.
@@ -200,26 +228,33 @@ fn load_ctx(dir: PathBuf) -> anyhow::Result<Ctx> {
         private,
         ab: None,
         story: None,
+        fleet: None,
     })
 }
 
 /// Runs `demo`.
-pub fn run(_args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
+pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let mut ctx = load_ctx(find_vectors()?)?;
     ctx.story = Some(story::Story::new()?);
+    let mut fleet = fleet::Fleet::new()?;
     // Bars only for a person watching: CI and pipes get the plain lines alone.
-    let bar = if std::io::stdout().is_terminal() && std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new(STEPS.len() as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
-                .map_err(|e| anyhow!("progress bar: {e}"))?,
-        );
-        Some(bar)
-    } else {
-        None
+    let bars = (std::io::stdout().is_terminal() && std::io::stderr().is_terminal())
+        .then(indicatif::MultiProgress::new);
+    let bar = match &bars {
+        Some(m) => {
+            let bar = m.add(indicatif::ProgressBar::new(STEPS.len() as u64));
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                    .map_err(|e| anyhow!("progress bar: {e}"))?,
+            );
+            Some(bar)
+        }
+        None => None,
     };
+    fleet.bars = bars.clone();
+    ctx.fleet = Some(fleet);
     let say = |out: &mut dyn Write, line: String| -> anyhow::Result<()> {
-        match &bar {
+        match &bars {
             Some(b) => b.suspend(|| writeln!(out, "{line}"))?,
             None => writeln!(out, "{line}")?,
         }
@@ -233,7 +268,7 @@ pub fn run(_args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
         ),
     )?;
     let (mut passed, mut failed) = (0usize, 0usize);
-    let mut failed_part = [0usize; 2];
+    let mut failed_part = [0usize; 3];
     for (i, (letter, title, step)) in STEPS.into_iter().enumerate() {
         if i == PART1 {
             let dir = ctx
@@ -248,6 +283,15 @@ pub fn run(_args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
                 ),
             )?;
         }
+        if i == PART2 {
+            say(
+                out,
+                format!(
+                    "suitcase demo, part 3: the fleet on loopback, the update server in this process and {} simulated devices",
+                    fleet::DEVICES
+                ),
+            )?;
+        }
         if let Some(b) = &bar {
             b.set_message(format!("({letter}) {title}"));
         }
@@ -258,7 +302,7 @@ pub fn run(_args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
             }
             Err(e) => {
                 failed += 1;
-                failed_part[usize::from(i >= PART1)] += 1;
+                failed_part[usize::from(i >= PART1) + usize::from(i >= PART2)] += 1;
                 format!(
                     "✘ ({letter}) {title}: {}",
                     crate::one_line(&format!("{e:#}"))
@@ -287,8 +331,8 @@ pub fn run(_args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     writeln!(
         out,
         "  part 2, device: {} of {} steps passed: v1 → v2 ({}), confirmed; v3 failed its self-test and was reverted; the downgrade to v1 was refused",
-        STEPS.len() - PART1 - failed_part[1],
-        STEPS.len() - PART1,
+        PART2 - PART1 - failed_part[1],
+        PART2 - PART1,
         cut.map_or_else(
             || "no power cut".to_string(),
             |(at, total)| format!("power cut at flash operation {at} of {total}, recovered")
@@ -302,9 +346,47 @@ pub fn run(_args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
             crate::one_line(&format!("{e:#}"))
         )?,
     }
+    let fleet = ctx.fleet.as_ref();
+    writeln!(
+        out,
+        "  part 3, fleet: {} of {} steps passed: v2 rolled out 10 % → 50 % → 100 % ({}); the bad v3 failed its self-test on the first phase's devices, was reverted, and its campaign halted itself",
+        STEPS.len() - PART2 - failed_part[2],
+        STEPS.len() - PART2,
+        fleet.and_then(|f| f.cut.as_ref()).map_or_else(
+            || "no power cut".to_string(),
+            |(id, at, of)| format!("{id} lost power at flash operation {at} of {of}, recovered")
+        )
+    )?;
+    if let Some(f) = fleet {
+        match f.table() {
+            Ok(lines) => {
+                writeln!(out, "fleet devices:")?;
+                for l in lines {
+                    writeln!(out, "{l}")?;
+                }
+            }
+            Err(e) => writeln!(
+                out,
+                "fleet devices: unknown ({})",
+                crate::one_line(&format!("{e:#}"))
+            )?,
+        }
+        writeln!(
+            out,
+            "dashboard (viewer token in the fragment; served while the demo runs, or until Ctrl-C with `demo --serve`): {}",
+            f.dashboard()
+        )?;
+    }
     writeln!(out, "demo: {passed} steps passed, {failed} failed")?;
     if failed > 0 {
         return Err(Rejected(format!("{failed} of {} steps failed", STEPS.len())).into());
+    }
+    if args.serve
+        && let Some(f) = &ctx.fleet
+    {
+        out.flush()?;
+        eprintln!("demo: the fleet server keeps running for the dashboard; Ctrl-C stops it");
+        f.serve_until_ctrl_c()?;
     }
     Ok(())
 }
@@ -639,9 +721,11 @@ mod tests {
     use clap::Parser;
 
     #[test]
-    fn takes_no_flags() {
+    fn takes_only_serve() {
         let cli = Cli::try_parse_from(["suitcase", "demo"]).unwrap();
-        assert!(matches!(cli.command, Command::Demo(_)));
+        assert!(matches!(cli.command, Command::Demo(Args { serve: false })));
+        let cli = Cli::try_parse_from(["suitcase", "demo", "--serve"]).unwrap();
+        assert!(matches!(cli.command, Command::Demo(Args { serve: true })));
         assert!(Cli::try_parse_from(["suitcase", "demo", "--json"]).is_err());
     }
 

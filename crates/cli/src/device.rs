@@ -34,10 +34,15 @@ use crate::Rejected;
 use crate::keys::{self, PublicKey};
 use crate::output::{self, Mode as FileMode};
 
-mod sync;
+pub mod fleet;
+pub mod sync;
 
 /// The simulated flash: 8-byte write units, sectors in multiples of 1 KiB.
 pub type Flash = SimFlash<8, 1024>;
+
+/// The simulated firmware's self-test fails on an image that carries these bytes (how a
+/// fleet demonstrates a release that installs and boots but does not work).
+pub const SELF_TEST_FAILS: &[u8] = b"suitcase:self-test-fails";
 
 /// The encoded component identifier the slots hold by default, `[h'00']`.
 const DEFAULT_COMPONENT: &str = "814100";
@@ -722,11 +727,7 @@ impl Device {
         };
         match result {
             Ok(h) => {
-                let mut image = vec![0u8; h.len as usize];
-                use embedded_storage::nor_flash::ReadNorFlash as _;
-                self.flash
-                    .read(h.image, &mut image)
-                    .map_err(|e| anyhow!("flash: {e}"))?;
+                let image = self.image(&h)?;
                 self.set_running(Some(&Running {
                     sequence: h.sequence,
                     trial: h.trial,
@@ -747,6 +748,19 @@ impl Device {
             Err(e) => return Err(boot_error(e)),
         }
         Ok(report)
+    }
+
+    /// The image a boot handed over.
+    ///
+    /// # Errors
+    /// An image beyond the flash.
+    pub fn image(&self, h: &Handover) -> anyhow::Result<Vec<u8>> {
+        let at = h.image as usize;
+        self.flash
+            .contents()
+            .get(at..at + h.len as usize)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| anyhow!("flash: the image at {at} runs past the end"))
     }
 
     /// The running image's self-test. Passing confirms a trial image; failing leaves it

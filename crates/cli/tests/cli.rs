@@ -357,12 +357,12 @@ fn demo_passes_every_step() {
     let lines: Vec<&str> = out.lines().collect();
     let last = lines.last().unwrap();
     assert!(last.ends_with(" 0 failed"), "{last}");
-    assert_eq!(*last, "demo: 17 steps passed, 0 failed");
+    assert_eq!(*last, "demo: 22 steps passed, 0 failed");
     let steps: Vec<&&str> = lines
         .iter()
         .filter(|l| l.starts_with('✔') || l.starts_with('✘'))
         .collect();
-    assert_eq!(steps.len(), 17, "{out}");
+    assert_eq!(steps.len(), 22, "{out}");
     assert!(steps.iter().all(|l| l.starts_with('✔')), "{out}");
     // Not a terminal: plain lines, no progress bar (no escape sequences anywhere).
     assert!(!out.contains('\u{1b}'), "{out}");
@@ -378,6 +378,18 @@ fn demo_passes_every_step() {
         "rollback",
         "summary:",
         "device now: running sequence 2 (permanent), counter 2",
+        // The fleet story: the real server in-process, 50 devices over loopback.
+        "(r) fleet server: suitcase-server on http://127.0.0.1:",
+        "(s) 50 devices enrol: 50 devices",
+        "(t) phased rollout of v2: campaign completed: round 1 (phase 1): ",
+        "(u) power cut, recovered: fleet-",
+        "50 of 50 devices on v2",
+        "(v) bad v3 halts itself:",
+        "campaign paused itself (\"halted:",
+        "0 devices beyond phase 1 received v3",
+        "fleet devices:",
+        "failure (SUIT reason 11)",
+        "/dashboard#token=",
     ] {
         assert!(out.contains(needle), "{needle:?} missing:\n{out}");
     }
@@ -417,6 +429,6 @@ fn demo_reports_failed_steps_and_exits_1() {
         out.lines().filter(|l| l.starts_with('✘')).count() == 8,
         "{out}"
     );
-    assert_eq!(out.lines().last(), Some("demo: 9 steps passed, 8 failed"));
-    assert!(one_error_line(&o, "demo").contains("8 of 17 steps failed"));
+    assert_eq!(out.lines().last(), Some("demo: 14 steps passed, 8 failed"));
+    assert!(one_error_line(&o, "demo").contains("8 of 22 steps failed"));
 }

@@ -30,6 +30,9 @@ const SUIT_ENVELOPE: &str = "application/suit-envelope+cbor";
 pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/api/openapi.json"),
+    ("get", "/dashboard"),
+    ("get", "/dashboard.js"),
+    ("get", "/api/v1/dashboard"),
     ("get", "/api/v1/releases"),
     ("post", "/api/v1/releases"),
     ("get", "/api/v1/releases/{id}"),
@@ -58,6 +61,9 @@ pub fn app(state: State) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/api/openapi.json", get(openapi))
+        .route("/dashboard", get(crate::dashboard::page))
+        .route("/dashboard.js", get(crate::dashboard::script))
+        .route("/api/v1/dashboard", get(dashboard))
         .route(
             "/api/v1/releases",
             get(list_releases).post(create_release).layer(upload),
@@ -204,6 +210,13 @@ async fn put_payload(
         status,
         axum::Json(json!({ "sha256": sha, "size": body.len() })),
     ))
+}
+
+async fn dashboard(
+    state: axum::extract::State<State>,
+    _op: Operator,
+) -> ApiResult<axum::Json<Value>> {
+    Ok(axum::Json(state.dashboard().await?))
 }
 
 async fn list_devices(

@@ -110,7 +110,7 @@ impl Campaign {
 }
 
 /// `ceil(pct × total / 100)`, at least one device when there are any.
-fn cut(pct: u8, total: i64) -> i64 {
+pub(crate) fn cut(pct: u8, total: i64) -> i64 {
     let n = (i64::from(pct) * total + 99) / 100;
     n.clamp(i64::from(total > 0), total)
 }

@@ -19,7 +19,7 @@ use suitcase_cose::{CoseKind, CoseMessage, OwnedVerifyingKey};
 
 use crate::campaign::{self, Campaign};
 use crate::error::ApiError;
-use crate::{State, now, random_hex, sha256_hex};
+use crate::{State, now, now_nanos, random_hex, sha256_hex};
 
 /// How long an enrolment challenge stays valid, in seconds.
 const CHALLENGE_TTL: i64 = 300;
@@ -477,7 +477,9 @@ impl State {
         sqlx::query(
             "INSERT INTO reports (id, device_id, campaign_id, received_at, success, reason_code, body) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .bind(format!("rpt-{}", random_hex(8)?))
+        // Ids sort in arrival order (nanoseconds first): `received_at` is in seconds, and
+        // the dashboard's "last report" needs an order within a second.
+        .bind(format!("rpt-{:020}-{}", now_nanos(), random_hex(4)?))
         .bind(device)
         .bind(&cid)
         .bind(t)

@@ -10,6 +10,7 @@ mod api;
 mod auth;
 mod blob;
 mod campaign;
+mod dashboard;
 mod device;
 mod error;
 mod release;
@@ -161,6 +162,23 @@ pub async fn serve(
     tick: std::time::Duration,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
+    serve_on(state, listener, tick, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+}
+
+/// Serves `state` on a bound `listener` until `shutdown` completes, ticking campaigns
+/// every `tick` (an in-process server: `suitcase demo` binds 127.0.0.1:0).
+///
+/// # Errors
+/// When the server fails.
+pub async fn serve_on(
+    state: State,
+    listener: tokio::net::TcpListener,
+    tick: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "listening");
     let ticker = state.clone();
     let ticking = tokio::spawn(async move {
@@ -173,9 +191,7 @@ pub async fn serve(
         }
     });
     let result = axum::serve(listener, app(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(shutdown)
         .await;
     ticking.abort();
     result
@@ -186,6 +202,14 @@ pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Nanoseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
         .unwrap_or(0)
 }
 

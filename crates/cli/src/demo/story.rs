@@ -101,6 +101,45 @@ fn release_image(v: usize) -> Vec<u8> {
     image(0x5000 + v as u64, SIZES[v - 1])
 }
 
+/// `device init` arguments of a demo thermostat in `dir` trusting `key`.
+pub(super) fn thermostat(dir: &Path, key: PathBuf, geometry: &str) -> InitArgs {
+    InitArgs {
+        common: DirArgs {
+            dir: dir.to_owned(),
+            json: false,
+        },
+        key,
+        geometry: geometry.into(),
+        trial_boots: 1,
+        header_size: 2048,
+        vendor_domain: "example.com".into(),
+        class: "thermostat-v2".into(),
+        component: "814100".into(),
+        force: true,
+    }
+}
+
+/// Release `v` of the demo thermostat, described in `dir/v{v}.toml` (image `image`,
+/// relative to `dir`; payload URI `uri`), built with sequence number `v` and signed.
+pub(super) fn signed_release(
+    dir: &Path,
+    v: u64,
+    image: &str,
+    uri: &str,
+    key: &mut PrivateKey,
+) -> anyhow::Result<Vec<u8>> {
+    let toml = format!(
+        "[manifest]\nvendor-domain = \"example.com\"\nclass = \"thermostat-v2\"\n\n\
+         [[component]]\nid = [\"0x00\"]\nimage = \"{image}\"\n\
+         uri = \"{uri}\"\ninvoke = true\n\
+         [component.text]\nversion = \"{v}.0.0\"\n"
+    );
+    let desc = dir.join(format!("v{v}.toml"));
+    std::fs::write(&desc, toml).context("description")?;
+    let (unsigned, _) = build::build_file(&desc, Some(v))?;
+    Ok(sign::add_signature(&unsigned, key)?.0)
+}
+
 /// (i) The author's key pair (P-256), as `suitcase keygen` writes it.
 pub fn keys_step(s: &mut Story) -> anyhow::Result<String> {
     let key = keys::generate(KeyAlg::Es256, 10)?;
@@ -132,20 +171,17 @@ pub fn release_step(s: &mut Story) -> anyhow::Result<String> {
     for v in 1..=3 {
         let img = release_image(v);
         std::fs::write(payloads.join(format!("app-v{v}.bin")), &img).context("image")?;
-        let toml = format!(
-            "[manifest]\nvendor-domain = \"example.com\"\nclass = \"thermostat-v2\"\n\n\
-             [[component]]\nid = [\"0x00\"]\nimage = \"payloads/app-v{v}.bin\"\n\
-             uri = \"https://updates.example.com/thermostat/app-v{v}.bin\"\ninvoke = true\n\
-             [component.text]\nversion = \"{v}.0.0\"\n"
-        );
-        let desc = s.path(&format!("v{v}.toml"));
-        std::fs::write(&desc, toml).context("description")?;
-        let (unsigned, _) = build::build_file(&desc, Some(v as u64))?;
         let key = s
             .key
             .as_mut()
             .ok_or_else(|| anyhow!("needs the keys step"))?;
-        let (signed, _) = sign::add_signature(&unsigned, key)?;
+        let signed = signed_release(
+            s.tmp.path(),
+            v as u64,
+            &format!("payloads/app-v{v}.bin"),
+            &format!("https://updates.example.com/thermostat/app-v{v}.bin"),
+            key,
+        )?;
         output::write_atomic(&s.path(&format!("v{v}.suit")), &signed, Mode::Public)?;
         sizes.push(format!(
             "v{v} {} KiB / {} B",
@@ -162,21 +198,7 @@ pub fn release_step(s: &mut Story) -> anyhow::Result<String> {
 /// (k) The factory: a device on the flash simulator, v1 in its primary slot, first boot.
 pub fn factory_step(s: &mut Story) -> anyhow::Result<String> {
     let dir = s.path("device");
-    let args = InitArgs {
-        common: DirArgs {
-            dir: dir.clone(),
-            json: false,
-        },
-        key: s.path("author.pub.pem"),
-        geometry: GEOMETRY.into(),
-        trial_boots: 1,
-        header_size: 2048,
-        vendor_domain: "example.com".into(),
-        class: "thermostat-v2".into(),
-        component: "814100".into(),
-        force: true,
-    };
-    let mut device = Device::init(&dir, &args)?;
+    let mut device = Device::init(&dir, &thermostat(&dir, s.path("author.pub.pem"), GEOMETRY))?;
     let envelope = s.envelope(1)?;
     device.provision(&envelope, &release_image(1))?;
     let r = device.reboot(None)?;

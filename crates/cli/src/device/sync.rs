@@ -26,6 +26,9 @@ use sha2::{Digest as _, Sha256};
 use suitcase_cose::SigningKey;
 use suitcase_processor::report::{DeviceKey, Reference, ReportLog, sign_report};
 
+use suitcase_flash_sim::Fault;
+use suitcase_processor::platform::InvokeError;
+
 use super::{Device, DirArgs, FileFetch, authenticate, emit, refusal};
 use crate::Rejected;
 use crate::keys::{self, KeyAlg, PrivateKey};
@@ -34,6 +37,7 @@ use crate::output::{self, Mode as FileMode};
 const KEY: &str = "report-key.pem";
 const SESSION: &str = "server.json";
 const CACHE: &str = "cache";
+const PENDING: &str = "pending.json";
 /// Largest envelope the device accepts from a check-in.
 const MAX_ENVELOPE: u64 = 64 * 1024;
 
@@ -48,6 +52,14 @@ pub struct SyncArgs {
     /// The device's id at the server (default: the directory's name).
     #[arg(long, value_name = "NAME")]
     pub id: Option<String>,
+    /// Run N simulated devices at once: `DIR/device-NNN`, each made on first use as a
+    /// copy of the device in DIR (its flash and configuration; its own report key and
+    /// token), each doing this round; then one summary line.
+    #[arg(long, value_name = "N", conflicts_with = "id")]
+    pub fleet: Option<usize>,
+    /// With --fleet: devices syncing at the same time.
+    #[arg(long, value_name = "N", default_value_t = 8, requires = "fleet")]
+    pub jobs: usize,
 }
 
 /// What `server.json` keeps.
@@ -193,23 +205,199 @@ fn download(agent: &ureq::Agent, s: &Session, cache: &Path, sha: &str) -> anyhow
     Ok(n)
 }
 
-/// Runs `device sync`.
-///
-/// # Errors
-/// Transport and server errors; [`Rejected`] when the device refused the update.
-pub fn run(a: &SyncArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let dir = &a.common.dir;
-    let mut device = Device::open(dir)?;
-    let key = report_key(dir)?;
-    let server = a.server.trim_end_matches('/').to_string();
-    let id = match &a.id {
-        Some(id) => id.clone(),
+/// How one round ended (the report, if any, was sent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Round {
+    /// Nothing offered: the device runs `sequence`.
+    UpToDate {
+        /// The installed sequence number.
+        sequence: u64,
+    },
+    /// Installed, booted, self-tested, confirmed; success reported.
+    Updated {
+        /// The new sequence number.
+        sequence: u64,
+        /// Bytes downloaded now.
+        downloaded: u64,
+        /// Bytes the processor fetched from the cache.
+        fetched: u64,
+    },
+    /// The processor refused the envelope; failure reported.
+    Refused {
+        /// Why, in one line.
+        reason: String,
+    },
+    /// Installed and booted, but the self-test failed: reverted; failure reported.
+    SelfTestFailed {
+        /// The release that failed.
+        sequence: u64,
+        /// What the device runs after the revert.
+        running: Option<u64>,
+    },
+    /// The power went during the reboot into the update (fault injection): no report;
+    /// the next round powers the device on and the bootloader finishes the swap.
+    PowerCut {
+        /// The flash operation of the boot the cut hit.
+        at: u64,
+        /// Operations the boot would have taken.
+        of: u64,
+    },
+}
+
+/// One device's round: its result, and a power-on recovery the round began with (the
+/// sequence a trial left by a cut was confirmed at).
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The device's id at the server.
+    pub id: String,
+    /// What happened.
+    pub round: Round,
+    /// The sequence confirmed at power-on, when the last round ended in a power cut.
+    pub recovered: Option<u64>,
+}
+
+/// The device's id: `--id`, or the directory's name.
+pub fn default_id(dir: &Path, id: Option<&str>) -> anyhow::Result<String> {
+    match id {
+        Some(id) => Ok(id.to_string()),
         None => dir
             .canonicalize()
             .ok()
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .ok_or_else(|| anyhow!("--id is needed: the directory has no name"))?,
+            .ok_or_else(|| anyhow!("--id is needed: the directory has no name")),
+    }
+}
+
+/// The simulated firmware's self-test on the image the boot handed over; a failure
+/// leaves a trial unconfirmed.
+fn self_test(device: &mut Device, h: &suitcase_boot::Handover) -> anyhow::Result<bool> {
+    let image = device.image(h)?;
+    let pass = !image
+        .windows(super::SELF_TEST_FAILS.len())
+        .any(|w| w == super::SELF_TEST_FAILS);
+    match device.self_test(!pass) {
+        Ok(_) => Ok(true),
+        Err(e) if e.downcast_ref::<Rejected>().is_some() && !pass => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The offer being installed, kept (`pending.json`) until its report is sent: a power
+/// cut between the install and the report does not lose the nonce.
+#[derive(Debug, Serialize, Deserialize)]
+struct Pending {
+    /// The offer's report nonce, hex.
+    nonce: String,
+    /// The offered envelope, hex.
+    envelope: String,
+}
+
+/// Power-on: a device that is off (nothing running: a power cut ended the last round)
+/// boots; a trial the bootloader finished is self-tested and confirmed, or reverted.
+/// Returns the trial's sequence and whether it passed.
+fn power_on(device: &mut Device) -> anyhow::Result<Option<(u64, bool)>> {
+    if device.running().is_some() {
+        return Ok(None);
+    }
+    let boot = device.reboot(None)?;
+    let Some(h) = boot.handover else {
+        return Ok(None);
     };
+    if !h.trial {
+        return Ok(None);
+    }
+    let pass = self_test(device, &h)?;
+    if !pass {
+        device.reboot(None)?;
+    }
+    Ok(Some((h.sequence, pass)))
+}
+
+/// The device's connection to the server: HTTP agent, session, report key.
+struct Link {
+    agent: ureq::Agent,
+    session: Session,
+    key: p256::ecdsa::SigningKey,
+}
+
+/// Signs and sends the SUIT report of `envelope` for the offer `nonce`: the processor's
+/// records in `log`, and `result`.
+fn send_report(
+    link: &Link,
+    device: &Device,
+    envelope: &[u8],
+    nonce: &[u8],
+    log: &ReportLog<16>,
+    result: Result<(), &suitcase_processor::Error>,
+) -> anyhow::Result<()> {
+    // The report names the manifest when it authenticated (its reference).
+    let mut buf = vec![0u8; 4096];
+    let n = device.with_keys(|k| {
+        let auth = authenticate(envelope, k).ok();
+        let reference = auth.as_ref().map(Reference::of);
+        log.encode(reference.as_ref(), Some(nonce), result, &mut buf)
+    });
+    let n = n.map_err(|e| anyhow!("report: {e:?}"))?;
+    let signed = sign(&link.key, buf.get(..n).unwrap_or_default())?;
+    let r = link
+        .agent
+        .post(format!("{}/device/v1/reports", link.session.server))
+        .header("Authorization", format!("Bearer {}", link.session.token))
+        .header("Content-Type", "application/cose")
+        .send(&signed[..])
+        .context("report")?;
+    if !r.status().is_success() {
+        return Err(server_error("report", r));
+    }
+    Ok(())
+}
+
+/// After a power-on that finished a trial: reports the pending offer it belonged to.
+fn report_pending(
+    link: &Link,
+    device: &Device,
+    (sequence, passed): (u64, bool),
+) -> anyhow::Result<()> {
+    let path = device.dir.join(PENDING);
+    let Some(p) = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Pending>(&b).ok())
+    else {
+        return Ok(());
+    };
+    let envelope = hex::decode(&p.envelope).context("pending.json")?;
+    let nonce = hex::decode(&p.nonce).context("pending.json")?;
+    let offered = device
+        .with_keys(|k| authenticate(&envelope, k).map(|a| a.manifest().sequence_number))
+        .ok();
+    if offered == Some(sequence) {
+        let self_test_failed = suitcase_processor::Error::Invoke(InvokeError::Failed);
+        let result = if passed {
+            Ok(())
+        } else {
+            Err(&self_test_failed)
+        };
+        send_report(link, device, &envelope, &nonce, &ReportLog::new(), result)?;
+    }
+    std::fs::remove_file(&path).with_context(|| path.display().to_string())
+}
+
+/// One round of device `dir` with `server` (module doc). When an update is staged,
+/// `cut` is asked whether the power goes half-way through the reboot into it (fault
+/// injection: the middle of the swap).
+///
+/// # Errors
+/// Transport and server errors, I/O, flash errors.
+pub fn round(
+    dir: &Path,
+    server: &str,
+    id: &str,
+    cut: &dyn Fn() -> bool,
+) -> anyhow::Result<Outcome> {
+    let mut device = Device::open(dir)?;
+    let key = report_key(dir)?;
+    let server = server.trim_end_matches('/').to_string();
     let agent = agent();
     let session_path = dir.join(SESSION);
     let session = match std::fs::read(&session_path)
@@ -219,10 +407,26 @@ pub fn run(a: &SyncArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     {
         Some(s) => s,
         None => {
-            let s = enrol(&agent, &server, &id, &key, &device)?;
+            let s = enrol(&agent, &server, id, &key, &device)?;
             output::write_atomic(&session_path, &serde_json::to_vec(&s)?, FileMode::Secret)?;
             s
         }
+    };
+    let link = Link {
+        agent,
+        session,
+        key,
+    };
+    let (agent, session) = (&link.agent, &link.session);
+    let trial = power_on(&mut device)?;
+    if let Some(t) = trial {
+        report_pending(&link, &device, t)?;
+    }
+    let recovered = trial.and_then(|(seq, passed)| passed.then_some(seq));
+    let outcome = |round| Outcome {
+        id: id.to_string(),
+        round,
+        recovered,
     };
 
     let installed = device.counter()?;
@@ -232,12 +436,9 @@ pub fn run(a: &SyncArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         .send_json(json!({ "sequence_number": installed }))
         .context("check-in")?;
     if r.status().as_u16() == 204 {
-        return emit(
-            out,
-            a.common.json,
-            &json!({"type": "sync", "id": id, "update": false, "sequence": installed}),
-            &format!("sync: {id}: up to date (sequence {installed})"),
-        );
+        return Ok(outcome(Round::UpToDate {
+            sequence: installed,
+        }));
     }
     if r.status().as_u16() != 200 {
         return Err(server_error("check-in", r));
@@ -262,66 +463,126 @@ pub fn run(a: &SyncArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cache)?;
     let mut downloaded = 0;
     for sha in payloads.split(',').filter(|s| !s.is_empty()) {
-        downloaded += download(&agent, &session, &cache, sha)?;
+        downloaded += download(agent, session, &cache, sha)?;
     }
 
+    let pending = Pending {
+        nonce: hex::encode(&nonce),
+        envelope: hex::encode(&envelope),
+    };
+    output::write_atomic(
+        &dir.join(PENDING),
+        &serde_json::to_vec(&pending)?,
+        FileMode::Public,
+    )?;
     let mut log = ReportLog::<16>::new();
     let mut fetch = FileFetch::new(vec![cache]);
     let staged = device.stage(&envelope, &mut fetch, &mut log)?;
-    let mut booted = None;
+    // The self-test's failure, as the processor's words for a component that failed to
+    // start (SUIT report reason: invoke failed).
+    let self_test_failed = suitcase_processor::Error::Invoke(InvokeError::Failed);
+    let mut round = match &staged {
+        Ok(_) => None,
+        Err(e) => Some(Round::Refused { reason: refusal(e) }),
+    };
     if let Ok(seq) = staged {
-        let boot = device.reboot(None)?;
-        if boot.handover.is_some_and(|h| h.sequence == seq) {
-            device.self_test(false)?;
-            booted = Some(seq);
+        let of = device.next_boot_ops()?;
+        let at = cut().then_some((of / 2, Fault::Cut));
+        let boot = device.reboot(at)?;
+        if boot.power_cut {
+            return Ok(outcome(Round::PowerCut { at: boot.ops, of }));
+        }
+        match boot.handover {
+            Some(h) if h.sequence == seq => {
+                round = Some(if self_test(&mut device, &h)? {
+                    Round::Updated {
+                        sequence: seq,
+                        downloaded,
+                        fetched: fetch.bytes,
+                    }
+                } else {
+                    let back = device.reboot(None)?;
+                    Round::SelfTestFailed {
+                        sequence: seq,
+                        running: back.handover.map(|h| h.sequence),
+                    }
+                });
+            }
+            _ => bail!("the staged update did not boot"),
         }
     }
-    // The report names the manifest when it authenticated (its reference), the offer's
-    // nonce, and the processor's verdict.
-    let mut buf = vec![0u8; 4096];
-    let result = match &staged {
-        Ok(_) if booted.is_none() => bail!("the staged update did not boot"),
-        Ok(_) => Ok(()),
-        Err(e) => Err(e),
+    let round = round.ok_or_else(|| anyhow!("no result"))?;
+    // The verdict: the processor's, or the self-test's.
+    let result = match (&staged, &round) {
+        (Err(e), _) => Err(e),
+        (Ok(_), Round::SelfTestFailed { .. }) => Err(&self_test_failed),
+        (Ok(_), _) => Ok(()),
     };
-    let n = device.with_keys(|k| {
-        let auth = authenticate(&envelope, k).ok();
-        let reference = auth.as_ref().map(Reference::of);
-        log.encode(reference.as_ref(), Some(&nonce), result, &mut buf)
-    });
-    let n = n.map_err(|e| anyhow!("report: {e:?}"))?;
-    let signed = sign(&key, buf.get(..n).unwrap_or_default())?;
-    let r = agent
-        .post(format!("{server}/device/v1/reports"))
-        .header("Authorization", format!("Bearer {}", session.token))
-        .header("Content-Type", "application/cose")
-        .send(&signed[..])
-        .context("report")?;
-    if !r.status().is_success() {
-        return Err(server_error("report", r));
+    send_report(&link, &device, &envelope, &nonce, &log, result)?;
+    let path = dir.join(PENDING);
+    std::fs::remove_file(&path).with_context(|| path.display().to_string())?;
+    Ok(outcome(round))
+}
+
+/// Runs `device sync`.
+///
+/// # Errors
+/// Transport and server errors; [`Rejected`] when the device refused the update.
+pub fn run(a: &SyncArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    if let Some(n) = a.fleet {
+        return super::fleet::run(a, n, out);
     }
-    match (staged, booted) {
-        (Ok(seq), Some(_)) => emit(
+    let dir = &a.common.dir;
+    let id = default_id(dir, a.id.as_deref())?;
+    let o = round(dir, &a.server, &id, &|| false)?;
+    let json = a.common.json;
+    match o.round {
+        Round::UpToDate { sequence } => emit(
             out,
-            a.common.json,
-            &json!({"type": "sync", "id": id, "update": true, "sequence": seq,
-                    "downloaded": downloaded, "fetched": fetch.bytes, "reported": "success"}),
+            json,
+            &json!({"type": "sync", "id": id, "update": false, "sequence": sequence}),
+            &format!("sync: {id}: up to date (sequence {sequence})"),
+        ),
+        Round::Updated {
+            sequence,
+            downloaded,
+            fetched,
+        } => emit(
+            out,
+            json,
+            &json!({"type": "sync", "id": id, "update": true, "sequence": sequence,
+                    "downloaded": downloaded, "fetched": fetched, "reported": "success"}),
             &format!(
-                "sync: {id}: updated to sequence {seq} ({downloaded} B downloaded), confirmed, success reported"
+                "sync: {id}: updated to sequence {sequence} ({downloaded} B downloaded), confirmed, success reported"
             ),
         ),
-        (Err(e), _) => {
-            if a.common.json {
+        Round::Refused { reason } => {
+            if json {
                 writeln!(
                     out,
                     "{}",
-                    json!({"type": "sync", "id": id, "update": false, "sequence": installed,
-                           "refused": refusal(&e), "reported": "failure"})
+                    json!({"type": "sync", "id": id, "update": false,
+                           "refused": reason, "reported": "failure"})
                 )?;
             }
-            Err(Rejected(format!("refused ({}); failure reported", refusal(&e))).into())
+            Err(Rejected(format!("{reason}; failure reported")).into())
         }
-        // Returned early above, before the report.
-        (Ok(_), None) => bail!("the staged update did not boot"),
+        Round::SelfTestFailed { sequence, running } => {
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    json!({"type": "sync", "id": id, "update": false, "self_test": "failed",
+                           "sequence": sequence, "running": running, "reported": "failure"})
+                )?;
+            }
+            Err(Rejected(format!(
+                "sequence {sequence} failed its self-test and was reverted; failure reported"
+            ))
+            .into())
+        }
+        Round::PowerCut { at, of } => {
+            bail!("power cut at flash operation {at} of {of} of the reboot")
+        }
     }
 }

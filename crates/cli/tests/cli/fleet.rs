@@ -201,21 +201,7 @@ impl Server {
 
     /// A one-phase campaign of `release` over `devices` that halts at the first failure.
     fn campaign(&self, name: &str, release: &Value, devices: &[&str]) -> String {
-        let group = json!({ "name": name, "devices": devices })
-            .to_string()
-            .into_bytes();
-        let (s, group) = self.call("operator", "POST", "/api/v1/groups", Some(group));
-        assert_eq!(s, 201);
-        let campaign = json!({ "name": name, "release_id": release["id"], "group_id": group["id"],
-            "phases": [100], "success_percent": 100, "max_failures": 0, "device_timeout_secs": 600 });
-        let (s, c) = self.call(
-            "operator",
-            "POST",
-            "/api/v1/campaigns",
-            Some(campaign.to_string().into_bytes()),
-        );
-        assert_eq!(s, 201, "{c}");
-        format!("/api/v1/campaigns/{}", c["id"].as_str().unwrap())
+        self.phased(name, release, devices, &[100])
     }
 }
 
@@ -335,4 +321,205 @@ fn a_device_updates_from_the_fleet_server() {
         json(&["device", "state", "--dir", &stray, "--json"])["counter"],
         1
     );
+}
+
+impl Server {
+    /// A static group of `devices` and a running campaign of `release` over it in
+    /// `phases`; returns the campaign's path.
+    fn phased<S: serde::Serialize>(
+        &self,
+        name: &str,
+        release: &Value,
+        devices: &[S],
+        phases: &[u8],
+    ) -> String {
+        let group = json!({ "name": name, "devices": devices })
+            .to_string()
+            .into_bytes();
+        let (s, group) = self.call("operator", "POST", "/api/v1/groups", Some(group));
+        assert_eq!(s, 201, "{group}");
+        let campaign = json!({ "name": name, "release_id": release["id"], "group_id": group["id"],
+            "phases": phases, "success_percent": 100, "max_failures": 0, "device_timeout_secs": 600 });
+        let (s, c) = self.call(
+            "operator",
+            "POST",
+            "/api/v1/campaigns",
+            Some(campaign.to_string().into_bytes()),
+        );
+        assert_eq!(s, 201, "{c}");
+        format!("/api/v1/campaigns/{}", c["id"].as_str().unwrap())
+    }
+}
+
+/// The JSON Lines of a `device sync --fleet` run; the last is the summary.
+fn fleet_round(srv: &Server, base: &str, n: &str) -> Vec<Value> {
+    let out = ok(&[
+        "device", "sync", "--dir", base, "--fleet", n, "--jobs", "3", "--server", &srv.url,
+        "--json",
+    ]);
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_fleet_of_devices_updates_in_phases() {
+    let d = Dir::new("fleet-many");
+    ok(&["keygen", "--alg", "es256", "--out", &d.path("author.pem")]);
+    build(&d, "v1", 1, "author");
+    let sha2 = build(&d, "v2", 2, "author");
+    let base = device(&d, "line", "author", "v1");
+    let srv = Server::start(&d);
+
+    // Five copies of the factory device enrol, each with its own key; nothing to do yet.
+    let first = fleet_round(&srv, &base, "5");
+    let summary = first.last().unwrap();
+    assert_eq!(summary["type"], "fleet", "{summary}");
+    assert_eq!(summary["up_to_date"], 5, "{summary}");
+    assert_eq!(summary["errors"], 0, "{summary}");
+    let ids: Vec<String> = (0..5).map(|i| format!("line-{i:03}")).collect();
+    let (_, devices) = srv.call("viewer", "GET", "/api/v1/devices", None);
+    let listed: Vec<&str> = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ids);
+    let keys: std::collections::BTreeSet<Vec<u8>> = (0..5)
+        .map(|i| std::fs::read(d.0.join(format!("line/device-{i:03}/report-key.pem"))).unwrap())
+        .collect();
+    assert_eq!(keys.len(), 5, "every device has its own report key");
+
+    let release = srv.release(&d, "v2", &sha2);
+    let campaign = srv.phased("line", &release, &ids, &[40, 100]);
+    let mut updated = 0;
+    for _ in 0..4 {
+        let round = fleet_round(&srv, &base, "5");
+        updated += round.last().unwrap()["updated"].as_u64().unwrap();
+        if srv.call("viewer", "GET", &campaign, None).1["state"] == "completed" {
+            break;
+        }
+    }
+    assert_eq!(updated, 5);
+    let (_, c) = srv.call("viewer", "GET", &campaign, None);
+    assert_eq!(c["state"], "completed", "{c}");
+    assert_eq!(c["counts"]["succeeded"], 5, "{c}");
+    for i in 0..5 {
+        let dev = d.path(&format!("line/device-{i:03}"));
+        assert_eq!(
+            json(&["device", "state", "--dir", &dev, "--json"])["counter"],
+            2
+        );
+    }
+    // The golden device itself was never updated: it is the factory image.
+    assert_eq!(
+        json(&["device", "state", "--dir", &base, "--json"])["counter"],
+        1
+    );
+}
+
+/// Debian's Chromium, when installed (`cargo xtask setup` installs it).
+fn chromium() -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("chromium"))
+            .find(|p| p.is_file())
+    })
+}
+
+/// The DOM of `url` after its script ran, from headless Chromium.
+fn dump_dom(chromium: &std::path::Path, url: &str, profile: &std::path::Path) -> String {
+    let o = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--virtual-time-budget=5000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--dump-dom", url])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn the_dashboard_shows_the_fleet_in_headless_chromium() {
+    let Some(chromium) = chromium() else {
+        eprintln!("skipped: chromium is not installed (`cargo xtask setup` installs it)");
+        return;
+    };
+    let d = Dir::new("fleet-dashboard");
+    ok(&["keygen", "--alg", "es256", "--out", &d.path("author.pem")]);
+    build(&d, "v1", 1, "author");
+    let sha2 = build(&d, "v2", 2, "author");
+    let devs: Vec<String> = ["dash-a", "dash-b", "dash-c", "dash-d"]
+        .iter()
+        .map(|n| device(&d, n, "author", "v1"))
+        .collect();
+    let srv = Server::start(&d);
+    let sync = |dev: &str| run(&["device", "sync", "--dir", dev, "--server", &srv.url]);
+    for dev in &devs {
+        assert_eq!(code(&sync(dev)), 0);
+    }
+    let release = srv.release(&d, "v2", &sha2);
+    let ids: Vec<String> = ["dash-a", "dash-b", "dash-c", "dash-d"]
+        .map(String::from)
+        .to_vec();
+    let campaign = srv.phased("dashboard ramp", &release, &ids, &[25, 100]);
+    // Phase 1 (one device) finishes, phase 2 starts: the devices after it in this pass
+    // update too, those before it got nothing yet.
+    for dev in &devs {
+        assert_eq!(code(&sync(dev)), 0);
+    }
+
+    // The summary the page reads needs a token; the page itself holds no data.
+    let r = srv
+        .http
+        .get(format!("{}/api/v1/dashboard", srv.url))
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let profile = d.0.join("chromium-profile");
+    let page = dump_dom(&chromium, &format!("{}/dashboard", srv.url), &profile);
+    assert!(page.contains("no token"), "{page}");
+    assert!(!page.contains("dash-a"), "{page}");
+
+    let viewer = srv.token("viewer");
+    let page = dump_dom(
+        &chromium,
+        &format!("{}/dashboard#token={viewer}", srv.url),
+        &profile,
+    );
+    // Releases: the uploaded one, approved.
+    assert!(page.contains(release["id"].as_str().unwrap()), "{page}");
+    // The campaign with its phases' progress.
+    assert!(page.contains("dashboard ramp"), "{page}");
+    assert!(
+        page.contains("1 (25 %)") && page.contains("2 (100 %)"),
+        "{page}"
+    );
+    let phase_rows: Vec<&str> = page.split("<tr class=\"phase\">").skip(1).collect();
+    assert_eq!(phase_rows.len(), 2, "{page}");
+    assert!(phase_rows[0].contains("<td>done</td>"), "{page}");
+    // Device rows: every device, its version and its last report.
+    let device_rows: Vec<&str> = page.split("<tr class=\"device\">").skip(1).collect();
+    assert_eq!(device_rows.len(), 4, "{page}");
+    let updated = device_rows
+        .iter()
+        .filter(|r| r.contains("(sequence 2)") && r.contains("success at"))
+        .count();
+    let (_, c) = srv.call("viewer", "GET", &campaign, None);
+    assert_eq!(
+        updated as u64,
+        c["counts"]["succeeded"].as_u64().unwrap(),
+        "{page}"
+    );
+    assert!(updated >= 1, "{page}");
+    for id in &ids {
+        assert!(page.contains(&format!("<td>{id}</td>")), "{page}");
+    }
 }

@@ -20,6 +20,34 @@ async fn fleet_of(f: &Fleet, n: u8) -> Vec<FleetDevice> {
     out
 }
 
+/// Release 2, `n` enrolled devices in one group, and a running campaign over them in
+/// phases 10/50/100 % (success 100 %) tolerating `max_failures`.
+async fn ramp(f: &Fleet, n: u8, max_failures: u32) -> (String, Vec<FleetDevice>, Value) {
+    let (release, _) = f.release(2).await;
+    let devices = fleet_of(f, n).await;
+    let refs: Vec<&FleetDevice> = devices.iter().collect();
+    let group = f.group("all", &refs).await;
+    let c = f
+        .campaign(
+            json!({ "name": "ramp", "release_id": release, "group_id": group,
+            "phases": [10, 50, 100], "success_percent": 100, "max_failures": max_failures,
+            "device_timeout_secs": 600 }),
+        )
+        .await;
+    (release, devices, c)
+}
+
+/// Every device checks in on sequence 1; those offered the release, with their offer.
+async fn offers<'a>(f: &Fleet, devices: &'a [FleetDevice]) -> Vec<(&'a FleetDevice, Offer)> {
+    let mut offered = Vec::new();
+    for d in devices {
+        if let Some(o) = d.check_in(f, 1).await {
+            offered.push((d, o));
+        }
+    }
+    offered
+}
+
 async fn state_of(f: &Fleet, cid: &str) -> Value {
     f.view(&format!("/api/v1/campaigns/{cid}")).await
 }
@@ -27,27 +55,12 @@ async fn state_of(f: &Fleet, cid: &str) -> Value {
 #[tokio::test]
 async fn failures_beyond_the_threshold_halt_the_campaign() {
     let f = Fleet::start().await;
-    let (release, _) = f.release(2).await;
-    let devices = fleet_of(&f, 20).await;
-    let refs: Vec<&FleetDevice> = devices.iter().collect();
-    let group = f.group("all", &refs).await;
-    let c = f
-        .campaign(
-            json!({ "name": "halt", "release_id": release, "group_id": group,
-            "phases": [10, 50, 100], "success_percent": 100, "max_failures": 1,
-            "device_timeout_secs": 600 }),
-        )
-        .await;
+    let (_, devices, c) = ramp(&f, 20, 1).await;
     let cid = c["id"].as_str().unwrap().to_string();
     assert_eq!(c["devices_in_phase"], 2);
 
     // Phase 1 is 10 % of 20: exactly two devices are offered the release.
-    let mut offered = Vec::new();
-    for d in &devices {
-        if let Some(o) = d.check_in(&f, 1).await {
-            offered.push((d, o));
-        }
-    }
+    let offered = offers(&f, &devices).await;
     assert_eq!(offered.len(), 2);
     // The first failure is tolerated (max_failures = 1)…
     let (d0, o0) = &offered[0];
@@ -256,4 +269,76 @@ async fn campaigns_need_an_approved_release_and_valid_phases() {
     assert_eq!(f.view("/api/v1/campaigns").await, json!([]));
     f.campaign(body).await;
     assert!(devices[0].check_in(&f, 1).await.is_some());
+}
+
+#[tokio::test]
+async fn the_dashboard_summary_shows_phases_and_last_reports() {
+    let f = Fleet::start().await;
+    let (release, devices, c) = ramp(&f, 10, 0).await;
+    let offered = offers(&f, &devices).await;
+    assert_eq!(offered.len(), 1);
+    let (d0, o0) = &offered[0];
+    assert_eq!(
+        d0.send_report(&f, d0.report(&f, o0, false)).await,
+        StatusCode::OK
+    );
+
+    // Any token reads it; none, or an unknown one, does not.
+    assert_eq!(
+        f.status("/api/v1/dashboard", "nope").await,
+        StatusCode::UNAUTHORIZED
+    );
+    let s = f.view("/api/v1/dashboard").await;
+    assert_eq!(s["releases"][0]["id"], release.as_str());
+    assert_eq!(s["releases"][0]["approved"], true);
+    let cmp = &s["campaigns"][0];
+    assert_eq!(cmp["id"], c["id"]);
+    assert_eq!(cmp["state"], "paused");
+    assert!(
+        cmp["reason"].as_str().unwrap().starts_with("halted"),
+        "{cmp}"
+    );
+    let phases = cmp["phases"].as_array().unwrap();
+    let shape: Vec<(i64, &str, i64, i64)> = phases
+        .iter()
+        .map(|p| {
+            (
+                p["devices"].as_i64().unwrap(),
+                p["status"].as_str().unwrap(),
+                p["failed"].as_i64().unwrap(),
+                p["pending"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            (1, "current", 1, 0),
+            (4, "waiting", 0, 4),
+            (5, "waiting", 0, 5)
+        ]
+    );
+    let rows = s["devices"].as_array().unwrap();
+    assert_eq!(rows.len(), 10);
+    for row in rows {
+        let report = &row["last_report"];
+        if row["id"] == d0.id.as_str() {
+            assert_eq!(report["success"], false, "{row}");
+            assert_eq!(report["campaign_id"], c["id"]);
+        } else {
+            assert!(report.is_null(), "{row}");
+        }
+        assert_eq!(row["sequence_number"], 1);
+    }
+
+    // The page and its script hold no data, need no token, and forbid inline and
+    // foreign scripts.
+    for path in ["/dashboard", "/dashboard.js"] {
+        let r = f.http.get(format!("{}{path}", f.url)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let csp = r.headers()["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'"), "{csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert_eq!(r.headers()["referrer-policy"], "no-referrer");
+    }
 }
