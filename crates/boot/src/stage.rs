@@ -40,7 +40,8 @@ pub const STAGE2_COMPONENT: &[u8] = &[
 
 /// Package header length.
 pub const HEADER: usize = 112;
-const SIGNED: usize = 48;
+/// Length of the signed part of a header ([`signed_part`]).
+pub const SIGNED: usize = 48;
 const TRIED: u32 = 128;
 const CONFIRMED: u32 = 192;
 /// Where the image starts in a slot.
@@ -48,6 +49,28 @@ pub const IMAGE: u32 = 256;
 const MAGIC: [u8; 4] = *b"S2HD";
 const FLAG_UNIT: usize = 64;
 const CHUNK: usize = 256;
+
+/// The signed part of a package header (bytes 0..48): magic, format, version, image length
+/// and SHA-256. The release engineer's tool signs these bytes with the first stage's key;
+/// the first stage parses them back ([`Stages::choose`]).
+pub fn signed_part(version: u32, len: u32, digest: &[u8; 32]) -> [u8; SIGNED] {
+    let mut h = [0u8; SIGNED];
+    let fields: [&[u8]; 5] = [
+        &MAGIC,
+        &[1, 0, 0, 0],
+        &version.to_le_bytes(),
+        &len.to_le_bytes(),
+        digest,
+    ];
+    let mut at = 0;
+    for f in fields {
+        if let Some(dst) = h.get_mut(at..at + f.len()) {
+            dst.copy_from_slice(f);
+        }
+        at += f.len();
+    }
+    h
+}
 
 /// Which second-stage slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

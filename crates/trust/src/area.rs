@@ -155,8 +155,9 @@ impl<F: NorFlash> Area<F> {
             (None, Some(b)) => (Copy::B, b, None),
             (None, None) => return Err(TrustError::NoValidCopy),
         };
-        // `buf` holds B now; read the winner again (its digest is checked again too).
-        if self.probe(winner, buf)? != Some(found) {
+        // B was probed last: when B won, `buf` holds its checked bytes; when A won, B's
+        // probe may have overwritten them, so A is read (and checked) again.
+        if winner == Copy::A && self.probe(Copy::A, buf)? != Some(found) {
             return Err(TrustError::Flash);
         }
         let bytes = buf.get(..found.len).ok_or(TrustError::BufferTooSmall)?;

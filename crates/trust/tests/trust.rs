@@ -179,8 +179,8 @@ fn malformed_and_unusable_stores_are_refused() {
         Some(TrustError::Unusable)
     );
     let mut spec = store_v(1, &k, &k.author);
-    spec.keys[0].public[5] ^= 0xff; // not a point any more (most likely)
-    spec.keys[0].public[0] = 0x05; // an invalid SEC1 tag, certainly
+    // A compressed point whose x is 2^256 - 1 ≥ p: never a P-256 point.
+    spec.keys[0].public = [&[0x02][..], &[0xFF; 32]].concat();
     assert_eq!(
         Store::decode(&signed(&spec, &[&k.roots[1]])).err(),
         Some(TrustError::BadKey(0))

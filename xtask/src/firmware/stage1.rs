@@ -8,6 +8,7 @@ use std::fs;
 use std::path::Path;
 
 use sha2::{Digest as _, Sha256};
+use suitcase_boot::stage::signed_part;
 use suitcase_cose::ed25519_dalek::{Signer as _, SigningKey};
 
 use super::{QEMU_TIMEOUT, Sizes, debian_cargo, elf_path, section, sizes};
@@ -24,12 +25,7 @@ const ROM_SEED: [u8; 32] = [0x5a; 32];
 /// A slot holding the package (`version`, `image`) signed with `key`.
 fn slot(version: u32, image: &[u8], key: &SigningKey, confirmed: bool) -> Vec<u8> {
     let mut s = vec![0xFF; SLOT];
-    let mut h = Vec::with_capacity(112);
-    h.extend_from_slice(b"S2HD");
-    h.extend_from_slice(&[1, 0, 0, 0]);
-    h.extend_from_slice(&version.to_le_bytes());
-    h.extend_from_slice(&(image.len() as u32).to_le_bytes());
-    h.extend_from_slice(&Sha256::digest(image));
+    let mut h = signed_part(version, image.len() as u32, &Sha256::digest(image).into()).to_vec();
     let sig = key.sign(&h);
     h.extend_from_slice(&sig.to_bytes());
     s[..h.len()].copy_from_slice(&h);

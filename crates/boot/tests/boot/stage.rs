@@ -5,7 +5,7 @@
 
 use ciborium::Value;
 use sha2::{Digest as _, Sha256};
-use suitcase_boot::stage::{Choice, HEADER, IMAGE, STAGE2_COMPONENT, Slot, Stages};
+use suitcase_boot::stage::{Choice, HEADER, IMAGE, STAGE2_COMPONENT, Slot, Stages, signed_part};
 use suitcase_cose::ed25519_dalek::{Signer as _, SigningKey, Verifier as _, VerifyingKey};
 use suitcase_flash_sim::{Fault, Geometry, Options, SimFlash};
 use suitcase_processor::platform::{
@@ -35,12 +35,7 @@ fn verifier(key: VerifyingKey) -> impl Fn(&[u8], &[u8]) -> bool {
 
 /// A second-stage package: header signed by `key`, then `image`.
 fn package(version: u32, image: &[u8], key: &SigningKey) -> Vec<u8> {
-    let mut h = Vec::new();
-    h.extend_from_slice(b"S2HD");
-    h.extend_from_slice(&[1, 0, 0, 0]);
-    h.extend_from_slice(&version.to_le_bytes());
-    h.extend_from_slice(&(image.len() as u32).to_le_bytes());
-    h.extend_from_slice(&Sha256::digest(image));
+    let mut h = signed_part(version, image.len() as u32, &Sha256::digest(image).into()).to_vec();
     let sig = key.sign(&h);
     h.extend_from_slice(&sig.to_bytes());
     assert_eq!(h.len(), HEADER);
@@ -226,7 +221,6 @@ fn a_second_stage_that_does_not_confirm_is_abandoned_for_the_previous_one() {
 
 #[test]
 fn packages_not_signed_for_this_device_or_not_newer_fail_the_update() {
-    let v = verifier(rom_key().verifying_key());
     let mut s = factory(0xFF);
     let mut rb = MemoryRollback(0);
     let other_key = SigningKey::from_bytes(&[0x52; 32]);
@@ -251,7 +245,6 @@ fn packages_not_signed_for_this_device_or_not_newer_fail_the_update() {
         assert_eq!(rb.0, 0, "package {i}: the counter did not move");
         assert_eq!(running(&mut s), (Slot::A, 1), "package {i}");
     }
-    let _ = v;
 }
 
 #[test]
