@@ -28,8 +28,18 @@ pub struct Args {
     pub database: Option<String>,
     /// A fleet trust anchor: PEM public key, P-256 or Ed25519 (repeatable). Releases
     /// must authenticate against these exactly as on a device.
-    #[arg(long = "trust-anchor", value_name = "PEM", required = true)]
+    #[arg(
+        long = "trust-anchor",
+        value_name = "PEM",
+        required_unless_present = "trust_store"
+    )]
     pub trust_anchors: Vec<PathBuf>,
+    /// The fleet's signed trust store (`suitcase trust`): releases are checked with it
+    /// as the devices holding it check them (roles, thresholds, algorithms), and a
+    /// release carrying a newer store adopts it when an operator approves it. Needed
+    /// only on the first start: the database keeps the adopted stores.
+    #[arg(long, value_name = "FILE")]
+    pub trust_store: Option<PathBuf>,
     /// How many trust anchors must have signed a release; default: every one.
     #[arg(long, value_name = "K")]
     pub require: Option<u8>,
@@ -57,6 +67,10 @@ fn config(args: &Args) -> anyhow::Result<Config> {
         database: args.database.clone(),
         trust_anchors,
         require: args.require,
+        trust_store: match &args.trust_store {
+            Some(p) => Some(std::fs::read(p).with_context(|| p.display().to_string())?),
+            None => None,
+        },
         max_upload: args.max_upload,
     })
 }

@@ -33,6 +33,7 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("get", "/dashboard"),
     ("get", "/dashboard.js"),
     ("get", "/api/v1/dashboard"),
+    ("get", "/api/v1/trust-store"),
     ("get", "/api/v1/releases"),
     ("post", "/api/v1/releases"),
     ("get", "/api/v1/releases/{id}"),
@@ -64,6 +65,7 @@ pub fn app(state: State) -> Router {
         .route("/dashboard", get(crate::dashboard::page))
         .route("/dashboard.js", get(crate::dashboard::script))
         .route("/api/v1/dashboard", get(dashboard))
+        .route("/api/v1/trust-store", get(trust_store))
         .route(
             "/api/v1/releases",
             get(list_releases).post(create_release).layer(upload),
@@ -217,6 +219,13 @@ async fn dashboard(
     _op: Operator,
 ) -> ApiResult<axum::Json<Value>> {
     Ok(axum::Json(state.dashboard().await?))
+}
+
+async fn trust_store(
+    state: axum::extract::State<State>,
+    _op: Operator,
+) -> ApiResult<axum::Json<Value>> {
+    Ok(axum::Json(state.trust_store_json()?))
 }
 
 async fn list_devices(

@@ -15,6 +15,7 @@ mod device;
 mod error;
 mod release;
 mod store;
+mod trust;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,6 +42,10 @@ pub struct Config {
     pub trust_anchors: Vec<OwnedVerifyingKey>,
     /// How many anchors must have signed (`None` = all of them).
     pub require: Option<u8>,
+    /// The fleet's signed trust store (`--trust-store`): releases are then checked with
+    /// it as the devices check them, and a release carrying a newer store adopts it when
+    /// approved (docs/server.md, "The fleet's trust store"). The anchors may then be empty.
+    pub trust_store: Option<Vec<u8>>,
     /// Largest envelope or payload upload, in bytes.
     pub max_upload: usize,
 }
@@ -74,6 +79,8 @@ struct Inner {
     blobs: blob::Blobs,
     anchors: Vec<OwnedVerifyingKey>,
     require: u8,
+    /// The fleet's trust store in force (`None`: flat anchors).
+    trust_store: trust::Current,
     max_upload: usize,
     /// Serialises writes. Check-ins, reports and operator actions read counts and then
     /// write a transition, which must not interleave; and SQLite refuses (rather than
@@ -88,15 +95,17 @@ impl State {
     /// # Errors
     /// [`StartError`] when the directory, the database or the trust configuration is unusable.
     pub async fn open(config: Config) -> Result<State, StartError> {
-        if config.trust_anchors.is_empty() {
-            return Err(StartError::Trust("at least one --trust-anchor is required"));
+        if config.trust_anchors.is_empty() && config.trust_store.is_none() {
+            return Err(StartError::Trust(
+                "at least one --trust-anchor, or a --trust-store, is required",
+            ));
         }
         if config.trust_anchors.len() > 32 {
             return Err(StartError::Trust("at most 32 trust anchors"));
         }
         let n = config.trust_anchors.len() as u8;
         let require = config.require.unwrap_or(n);
-        if require == 0 || require > n {
+        if n > 0 && (require == 0 || require > n) {
             return Err(StartError::Trust(
                 "--require must be between 1 and the number of anchors",
             ));
@@ -113,16 +122,19 @@ impl State {
             ),
         };
         let store = store::Store::connect(&url).await?;
-        Ok(State {
+        let state = State {
             inner: Arc::new(Inner {
                 store,
                 blobs,
                 anchors: config.trust_anchors,
                 require,
+                trust_store: trust::Current::default(),
                 max_upload: config.max_upload,
                 writes: tokio::sync::Mutex::new(()),
             }),
-        })
+        };
+        state.load_trust_store(config.trust_store).await?;
+        Ok(state)
     }
 
     /// Creates one token per role when the database has none, and returns them (to be

@@ -3,8 +3,9 @@
 //! fleet's trust anchors (the same code as the bootloader), then the class and the
 //! sequence number against the releases already uploaded for that class.
 
-use suitcase_processor::platform::{Rule, StaticKeys, TrustAnchor};
+use suitcase_processor::platform::{KeyStore, Rule, StaticKeys, TrustAnchor};
 use suitcase_suit::{Command, CommandSequence, Manifest, Parameter, VendorId};
+use suitcase_trust::Store;
 
 use crate::State;
 use crate::error::ApiError;
@@ -17,6 +18,8 @@ pub(crate) struct Checked {
     pub(crate) manifest_digest: String,
     /// SHA-256 digests (hex) of the images the manifest names.
     pub(crate) images: Vec<String>,
+    /// The new trust store the release carries, checked against the store in force.
+    pub(crate) trust_store: Option<Vec<u8>>,
 }
 
 /// A vendor or class id as the canonical UUID text (8-4-4-4-12, lower case).
@@ -90,6 +93,16 @@ impl State {
         vendor: &str,
         class: &str,
     ) -> Result<Checked, ApiError> {
+        // The fleet's trust store when the server holds one (the devices' own policy),
+        // else the flat anchors of `--trust-anchor` and `--require`.
+        let store_bytes = self.current_store();
+        let store = match &store_bytes {
+            Some(b) => Some(
+                Store::decode(b)
+                    .map_err(|e| ApiError::Internal(format!("the adopted trust store: {e}")))?,
+            ),
+            None => None,
+        };
         let anchors: Vec<TrustAnchor<'_>> = self
             .inner
             .anchors
@@ -108,13 +121,18 @@ impl State {
             anchors: all,
             at_least: self.inner.require,
         }];
-        let keys = StaticKeys {
+        let flat = StaticKeys {
             anchors: &anchors,
             rules: &rules,
         };
-        let auth = suitcase_processor::authenticate(envelope, &keys).map_err(|e| {
+        let keys: &dyn KeyStore = match &store {
+            Some(s) => s,
+            None => &flat,
+        };
+        let auth = suitcase_processor::authenticate(envelope, keys).map_err(|e| {
             ApiError::rejected(format!("envelope refused as a device would refuse it: {e}"))
         })?;
+        let trust_store = self.check_carried(store.as_ref(), &auth)?;
         let manifest = auth.manifest();
         let ids = ids_of(manifest)?;
         if !ids.vendors.iter().any(|v| v == vendor) {
@@ -151,6 +169,7 @@ impl State {
             sequence_number,
             manifest_digest: hex::encode(auth.envelope().auth.digest.bytes),
             images: ids.images,
+            trust_store,
         })
     }
 }
@@ -236,9 +255,18 @@ impl State {
         .bind(crate::now())
         .execute(&self.inner.store.pool)
         .await?;
+        if let Some(store) = &checked.trust_store {
+            let sha = self.inner.blobs.put(store).await?;
+            sqlx::query("UPDATE releases SET trust_store_sha256 = $1 WHERE id = $2")
+                .bind(sha)
+                .bind(&id)
+                .execute(&self.inner.store.pool)
+                .await?;
+        }
         tracing::info!(
             release = id,
             seq = checked.sequence_number,
+            trust_store = checked.trust_store.is_some(),
             "release accepted"
         );
         self.release(&id).await
@@ -252,6 +280,17 @@ impl State {
         by: &str,
     ) -> Result<serde_json::Value, ApiError> {
         let _w = self.inner.writes.lock().await;
+        // A release carrying a new trust store: adopting it is part of the approval,
+        // and a store the one in force no longer accepts fails the approval.
+        let carried: Option<(Option<String>, Option<String>)> =
+            sqlx::query_as("SELECT trust_store_sha256, approved_by FROM releases WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.inner.store.pool)
+                .await?;
+        let mut adopted = None;
+        if let Some((Some(sha), None)) = carried {
+            adopted = Some(self.adopt(id, &sha).await?);
+        }
         let done = sqlx::query(
             "UPDATE releases SET approved_by = $1, approved_at = $2 WHERE id = $3 AND approved_by IS NULL",
         )
@@ -267,7 +306,11 @@ impl State {
                 v["approved_by"].as_str().unwrap_or("?")
             )));
         }
-        self.release(id).await
+        let mut v = self.release(id).await?;
+        if let Some(version) = adopted {
+            v["trust_store_adopted"] = serde_json::json!(version);
+        }
+        Ok(v)
     }
 
     /// One release.

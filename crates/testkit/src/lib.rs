@@ -6,6 +6,7 @@ pub mod device;
 pub mod encrypt;
 pub mod lean;
 pub mod resign;
+pub mod trust;
 pub mod vectors;
 
 /// A deterministic pseudo-random image (xorshift64): the same bytes on every run, so a

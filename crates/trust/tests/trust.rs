@@ -3,92 +3,20 @@
 //! compromise drill (docs/trust-store.md).
 
 use ciborium::Value;
-use sha2::{Digest as _, Sha256};
-use suitcase_cose::{CoseKind, SigningKey, encode_to_be_signed, sign1_detached};
-use suitcase_flash_sim::{Fault, Geometry, Options, SimFlash};
-use suitcase_processor::platform::{
-    MemoryRollback, NoClock, NoDecryptionKeys, NoFetch, NoInvoke, NoPolicy, StaticIdentity,
-    StorageError,
+use suitcase_cose::{CoseKind, encode_to_be_signed};
+use suitcase_flash_sim::Fault;
+use suitcase_processor::platform::StorageError;
+use suitcase_processor::{AuthError, Error};
+use suitcase_testkit::build::encode;
+use suitcase_testkit::trust::{
+    Device, Flash, SECTOR, area, by, clause, clause_of, ed, envelope, flash, keys, p256, signed,
+    spec_key, store_v, update_manifest,
 };
-use suitcase_processor::report::NoReport;
-use suitcase_processor::storage::{MemoryComponent, MemoryStorage};
-use suitcase_processor::{AuthError, Error, Platform, authenticate};
-use suitcase_testkit::build::{bytes, encode, int, manifest, params, seq, wrap};
-use suitcase_testkit::resign::bstr_encoding;
-use suitcase_trust::build::{KeySpec, StoreSpec, assemble, encode_body, sign};
+use suitcase_trust::build::{KeySpec, StoreSpec};
 use suitcase_trust::{Area, Clause, Family, Store, TrustError, role};
 
 // ---------------------------------------------------------------------------------------
 // Keys and stores.
-
-fn p256(seed: u8) -> SigningKey {
-    let mut b = [0u8; 32];
-    b[0] = 1;
-    b[31] = seed;
-    SigningKey::P256(suitcase_cose::p256::ecdsa::SigningKey::from_bytes(&b.into()).unwrap())
-}
-
-fn ed(seed: u8) -> SigningKey {
-    SigningKey::Ed25519(suitcase_cose::ed25519_dalek::SigningKey::from_bytes(
-        &[seed; 32],
-    ))
-}
-
-fn spec_key(k: &SigningKey, roles: u32) -> KeySpec {
-    KeySpec::of(&k.verifying_key(), roles)
-}
-
-fn clause(role: u32, k: u8) -> Clause {
-    Clause {
-        role,
-        k,
-        family: None,
-    }
-}
-
-fn clause_of(role: u32, k: u8, family: Family) -> Clause {
-    Clause {
-        role,
-        k,
-        family: Some(family),
-    }
-}
-
-/// Signs `spec`'s body with every key in `signers`.
-fn signed(spec: &StoreSpec, signers: &[&SigningKey]) -> Vec<u8> {
-    let body = encode_body(spec).unwrap();
-    let sigs: Vec<Vec<u8>> = signers.iter().map(|k| sign(&body, k, None)).collect();
-    assemble(&body, &sigs)
-}
-
-struct Keys {
-    roots: Vec<SigningKey>,
-    operator: SigningKey,
-    author: SigningKey,
-}
-
-fn keys() -> Keys {
-    Keys {
-        roots: vec![p256(11), p256(12), p256(13)],
-        operator: p256(21),
-        author: p256(31),
-    }
-}
-
-/// Version `v`: three root keys (2 of 3), the operator and `author`; root manifests need
-/// the operator **and** the author (two parties approve); dependencies need the author.
-fn store_v(v: u64, k: &Keys, author: &SigningKey) -> StoreSpec {
-    let mut keys: Vec<KeySpec> = k.roots.iter().map(|r| spec_key(r, role::ROOT)).collect();
-    keys.push(spec_key(&k.operator, role::OPERATOR));
-    keys.push(spec_key(author, role::AUTHOR));
-    StoreSpec {
-        version: v,
-        keys,
-        root_threshold: 2,
-        manifest: vec![clause(role::OPERATOR, 1), clause(role::AUTHOR, 1)],
-        dependency: Some(vec![clause(role::AUTHOR, 1)]),
-    }
-}
 
 #[test]
 fn a_first_store_needs_its_own_root_threshold() {
@@ -201,17 +129,6 @@ fn malformed_and_unusable_stores_are_refused() {
 // ---------------------------------------------------------------------------------------
 // Two copies on flash, power cuts.
 
-const SECTOR: u32 = 4096;
-type Flash = SimFlash<4, 4096>;
-
-fn flash() -> Flash {
-    SimFlash::new(Geometry::uniform(SECTOR, 4), Options::default())
-}
-
-fn area(f: Flash) -> Area<Flash> {
-    Area::new(f, 0, 2 * SECTOR, 2 * SECTOR).unwrap()
-}
-
 /// Stores v1 and v2 (a new author key, signed by two other roots), and an area
 /// provisioned with v1 and loaded.
 fn v1_v2_area(buf: &mut [u8]) -> (Vec<u8>, Vec<u8>, Area<Flash>) {
@@ -312,127 +229,8 @@ fn a_corrupted_copy_is_rebuilt_from_the_other_and_never_brings_back_an_old_store
 // ---------------------------------------------------------------------------------------
 // Rotation by manifest, the compromise drill, algorithm migration.
 
-const FW: &[u8] = b"fw";
-const STORE_ID: [&[u8]; 2] = [b"suitcase", b"trust-store"];
-
 /// An envelope around `manifest` whose auth blocks come from `sign` (given the detached
 /// payload: the encoded digest).
-fn envelope(manifest: &[u8], sign: &dyn Fn(&[u8]) -> Vec<Vec<u8>>) -> Vec<u8> {
-    let digest = encode(&Value::Array(vec![
-        int(-16),
-        bytes(&Sha256::digest(bstr_encoding(manifest))),
-    ]));
-    let mut auth = vec![Value::Bytes(digest.clone())];
-    auth.extend(sign(&digest).into_iter().map(Value::Bytes));
-    encode(&Value::Tag(
-        107,
-        Box::new(Value::Map(vec![
-            (int(2), wrap(&Value::Array(auth))),
-            (int(3), Value::Bytes(manifest.to_vec())),
-        ])),
-    ))
-}
-
-fn by(keys: &[&SigningKey]) -> impl Fn(&[u8]) -> Vec<Vec<u8>> {
-    let keys: Vec<SigningKey> = keys.iter().map(|k| (*k).clone()).collect();
-    move |payload: &[u8]| {
-        keys.iter()
-            .map(|k| sign1_detached(k, k.default_algorithm(), None, payload).unwrap())
-            .collect()
-    }
-}
-
-/// A manifest (sequence `seq_no`) writing `image` into ["fw"], and `store` into the
-/// trust-store component when given.
-fn update_manifest(seq_no: u64, image: &[u8], store: Option<&[u8]>) -> Vec<u8> {
-    let mut comps: Vec<&[&[u8]]> = vec![&[FW]];
-    let mut install = vec![
-        (12, int(0)),
-        (20, params(&[(18, bytes(image))])),
-        (18, int(15)),
-    ];
-    if let Some(s) = store {
-        comps.push(&STORE_ID);
-        install.extend([(12, int(1)), (20, params(&[(18, bytes(s))])), (18, int(15))]);
-    }
-    encode(&manifest(seq_no, &comps, &[], None, &[(20, seq(&install))]))
-}
-
-/// A simulated device: its trust-store area, firmware RAM and rollback counter.
-struct Device {
-    area: Area<Flash>,
-    fw: Vec<u8>,
-    fw_len: usize,
-    rollback: MemoryRollback,
-}
-
-impl Device {
-    fn provisioned(first: &[u8]) -> Device {
-        let mut area = area(flash());
-        area.provision(first).unwrap();
-        Device {
-            area,
-            fw: vec![0; 256],
-            fw_len: 0,
-            rollback: MemoryRollback(0),
-        }
-    }
-
-    fn firmware(&self) -> &[u8] {
-        &self.fw[..self.fw_len]
-    }
-
-    fn store_version(&mut self) -> u64 {
-        let mut buf = vec![0u8; 8192];
-        self.area.load(&mut buf).unwrap().version()
-    }
-
-    /// The agent: load the store, authenticate with it, run the update with staging,
-    /// commit a staged store once the update succeeded.
-    fn update(&mut self, envelope: &[u8]) -> Result<(), Error> {
-        let mut cur = vec![0u8; 8192];
-        let mut staged = vec![0u8; 8192];
-        let store = self.area.load(&mut cur).unwrap();
-        let auth = authenticate(envelope, &store)?;
-        let id = suitcase_testkit::device::component_id(&[FW]);
-        let mut comps = [MemoryComponent {
-            id: &id,
-            slot: None,
-            data: &mut self.fw,
-            len: self.fw_len,
-        }];
-        let mut inner = MemoryStorage {
-            components: &mut comps,
-        };
-        let mut staging = suitcase_trust::staging(&mut inner, &store, &mut staged);
-        let identity = StaticIdentity {
-            vendor: [0; 16],
-            class: [0; 16],
-            device: None,
-            running_slot: 0,
-        };
-        let r = auth.update(&mut Platform {
-            storage: &mut staging,
-            fetch: &mut NoFetch,
-            identity: &identity,
-            rollback: &mut self.rollback,
-            clock: &NoClock,
-            invoker: &mut NoInvoke,
-            reporter: &mut NoReport,
-            decryption: &NoDecryptionKeys,
-            policy: &mut NoPolicy,
-            dependencies: None,
-        });
-        let new_store = staging.accepted().map(<[u8]>::to_vec);
-        self.fw_len = comps[0].len;
-        r?;
-        if let Some(s) = new_store {
-            self.area.commit(&s).unwrap();
-        }
-        Ok(())
-    }
-}
-
 #[test]
 fn the_compromise_drill() {
     let k = keys();

@@ -374,6 +374,7 @@ pub fn server_step(f: &mut Fleet) -> anyhow::Result<String> {
         database: None,
         trust_anchors: vec![anchor],
         require: None,
+        trust_store: None,
         max_upload: suitcase_server::DEFAULT_MAX_UPLOAD,
     };
     let (state, listener, tokens) = runtime.block_on(async {

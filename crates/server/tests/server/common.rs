@@ -50,12 +50,23 @@ impl Fleet {
     }
 
     pub async fn start_with(dir: Arc<tempfile::TempDir>, max_upload: usize) -> Fleet {
+        Self::start_config(dir, max_upload, None).await
+    }
+
+    /// A server that checks releases with the fleet's trust store `store` (and keeps
+    /// the author key as its only flat anchor, unused then).
+    pub async fn start_config(
+        dir: Arc<tempfile::TempDir>,
+        max_upload: usize,
+        trust_store: Option<Vec<u8>>,
+    ) -> Fleet {
         let author_key = p256_key(7);
         let state = State::open(Config {
             data: dir.path().to_path_buf(),
             database: database_for(dir.path()).await,
             trust_anchors: vec![OwnedVerifyingKey::P256(*author_key.verifying_key())],
             require: None,
+            trust_store,
             max_upload,
         })
         .await
@@ -447,7 +458,19 @@ pub fn report_by(
         anchors: &anchors,
         rules: &[],
     };
-    let auth = suitcase_processor::authenticate(envelope, &keys).unwrap();
+    report_with(key, &keys, envelope, nonce, success)
+}
+
+/// A report over `envelope` authenticated with `keys` (the device's key store), signed
+/// with the device's `key`.
+pub fn report_with(
+    key: &p256::ecdsa::SigningKey,
+    keys: &dyn suitcase_processor::platform::KeyStore,
+    envelope: &[u8],
+    nonce: Option<&[u8]>,
+    success: bool,
+) -> Vec<u8> {
+    let auth = suitcase_processor::authenticate(envelope, keys).unwrap();
     let reference = Reference::of(&auth);
     let failure = suitcase_processor::Error::UnsupportedDigest;
     let result = if success {

@@ -6,3 +6,4 @@ mod api;
 mod campaign;
 mod common;
 mod device;
+mod trust;

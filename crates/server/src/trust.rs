@@ -1,0 +1,252 @@
+//! The fleet's trust store (docs/server.md, "The fleet's trust store").
+//!
+//! Started with `--trust-store`, the server holds the store its devices hold and checks
+//! releases with it exactly as they do: `authenticate` with the store as the key store
+//! (roles, thresholds, algorithm clauses), not a flat list of anchors. A release that
+//! carries a new store (the component `["suitcase", "trust-store"]`) is refused unless the
+//! store in force would accept it (`Store::verify_update`: newer, signed by the current
+//! root threshold and by its own), so a store a device would refuse never reaches a
+//! campaign. Approving such a release **adopts** the new store: from then on releases are
+//! checked against it, so a key it revoked can no longer get a release uploaded.
+//!
+//! Why adopt at approval and not when the campaign ends: approval is the operators'
+//! decision that the new keys are the fleet's keys; a revoked key must stop counting at
+//! once, not after the last device reported. Devices still on the old store are what
+//! the dual-signature transition (docs/trust-store.md) is for.
+
+use suitcase_processor::Authenticated;
+use suitcase_suit::{Command, CommandSequence, IndexArg, Parameter, SeverableKind};
+use suitcase_trust::{Store, TRUST_STORE_COMPONENT};
+
+use crate::error::ApiError;
+use crate::{StartError, State};
+
+/// The store in force, as the server keeps it in memory.
+pub(crate) type Current = std::sync::RwLock<Option<Vec<u8>>>;
+
+/// The new store a manifest carries: the `content` parameter its shared, payload-fetch
+/// or install sequence sets on the trust-store component (what `suitcase build` writes
+/// for `content = "store.cbor"`). `Ok(None)`: the manifest has no trust-store component.
+///
+/// # Errors
+/// The manifest names the component but the server cannot see the store's bytes
+/// (fetched by URI, severed, only inside try-each): it could not check what it would
+/// roll out.
+pub(crate) fn carried<'a>(auth: &Authenticated<'a>) -> Result<Option<&'a [u8]>, ApiError> {
+    let m = auth.manifest();
+    let Some(index) = (0..m.index_count() as u32).find(|&i| {
+        m.component_id(i)
+            .is_some_and(|c| c.as_bytes() == TRUST_STORE_COMPONENT)
+    }) else {
+        return Ok(None);
+    };
+    let mut found = None;
+    let mut sequences = vec![m.common.shared_sequence];
+    for kind in [SeverableKind::PayloadFetch, SeverableKind::Install] {
+        match auth.envelope().sequence(m, kind) {
+            Ok(suitcase_suit::SequenceSource::Available(q)) => sequences.push(Some(q)),
+            Ok(_) => {}
+            Err(e) => return Err(ApiError::rejected(format!("manifest: {e}"))),
+        }
+    }
+    for seq in sequences.into_iter().flatten() {
+        content_for(&seq, index, &mut found)?;
+    }
+    found.map(Some).ok_or_else(|| {
+        ApiError::rejected(
+            "the manifest carries a trust store the server cannot read: set it as the \
+             trust-store component's content (suitcase build: content = \"store.cbor\")",
+        )
+    })
+}
+
+/// The last `content` set on component `index` in `seq` (index selection followed in
+/// order; every sequence starts at index 0, as on the device).
+fn content_for<'a>(
+    seq: &CommandSequence<'a>,
+    index: u32,
+    found: &mut Option<&'a [u8]>,
+) -> Result<(), ApiError> {
+    let mut selected = index == 0;
+    for item in seq.iter() {
+        let (_, cmd) = item.map_err(|e| ApiError::rejected(format!("manifest: {e:?}")))?;
+        match cmd {
+            Command::SetComponentIndex(IndexArg::One(i)) => selected = i == index,
+            Command::SetComponentIndex(IndexArg::All) => selected = true,
+            Command::SetComponentIndex(IndexArg::List(l)) => {
+                selected = l.iter().any(|i| i == index);
+            }
+            Command::OverrideParameters(p) | Command::SetParameters(p) if selected => {
+                for param in p.iter() {
+                    if let Parameter::Content(bytes) = param {
+                        *found = Some(bytes);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A store's refusal as the API reports it.
+fn refused(what: &str, e: suitcase_trust::TrustError) -> ApiError {
+    ApiError::rejected(format!(
+        "{what} refused as a device holding the fleet's store would refuse it: {e}"
+    ))
+}
+
+impl State {
+    /// At start: the store in force is the newest one the database holds; a store given
+    /// on the command line provisions an empty database (it must be signed by its own
+    /// root threshold) or, when newer, must be an update the database's store accepts.
+    pub(crate) async fn load_trust_store(&self, given: Option<Vec<u8>>) -> Result<(), StartError> {
+        let row: Option<(i64, String)> =
+            sqlx::query_as("SELECT version, sha256 FROM trust_stores ORDER BY version DESC")
+                .fetch_optional(&self.inner.store.pool)
+                .await?;
+        let stored =
+            match row {
+                Some((_, sha)) => {
+                    Some(self.inner.blobs.get(&sha).await.map_err(|_| {
+                        StartError::Trust("the adopted trust store's blob is missing")
+                    })?)
+                }
+                None => None,
+            };
+        let current = match (stored, given) {
+            (None, None) => return Ok(()),
+            (Some(s), None) => s,
+            (None, Some(g)) => {
+                let v = Store::verify_genesis(&g)
+                    .map_err(|_| {
+                        StartError::Trust("--trust-store is not signed by its own root threshold")
+                    })?
+                    .version();
+                self.record_store(&g, v, None)
+                    .await
+                    .map_err(|_| StartError::Trust("cannot record the trust store"))?;
+                g
+            }
+            (Some(s), Some(g)) => {
+                let cur = Store::decode(&s)
+                    .map_err(|_| StartError::Trust("the adopted trust store does not decode"))?;
+                let given = Store::decode(&g)
+                    .map_err(|_| StartError::Trust("--trust-store does not decode"))?;
+                if given.version() <= cur.version() {
+                    tracing::info!(
+                        adopted = cur.version(),
+                        given = given.version(),
+                        "keeping the adopted trust store (newer than or equal to --trust-store)"
+                    );
+                    s
+                } else {
+                    let v = cur
+                        .verify_update(&g)
+                        .map_err(|_| {
+                            StartError::Trust(
+                                "--trust-store is newer than the adopted store but not an update it accepts",
+                            )
+                        })?
+                        .version();
+                    self.record_store(&g, v, None)
+                        .await
+                        .map_err(|_| StartError::Trust("cannot record the trust store"))?;
+                    g
+                }
+            }
+        };
+        *self.current_store_slot() = Some(current);
+        Ok(())
+    }
+
+    /// The store in force (`None`: the server checks releases with flat trust anchors).
+    pub(crate) fn current_store(&self) -> Option<Vec<u8>> {
+        match self.inner.trust_store.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn current_store_slot(&self) -> std::sync::RwLockWriteGuard<'_, Option<Vec<u8>>> {
+        match self.inner.trust_store.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    async fn record_store(
+        &self,
+        signed: &[u8],
+        version: u64,
+        release: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let sha = self.inner.blobs.put(signed).await?;
+        sqlx::query(
+            "INSERT INTO trust_stores (version, sha256, release_id, adopted_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(i64::try_from(version).unwrap_or(i64::MAX))
+        .bind(sha)
+        .bind(release.map(str::to_string))
+        .bind(crate::now())
+        .execute(&self.inner.store.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Checks the store a release carries against the store in force; `Ok(None)` when
+    /// the server runs without a store (nothing to check against) or there is none.
+    pub(crate) fn check_carried(
+        &self,
+        current: Option<&Store<'_>>,
+        auth: &Authenticated<'_>,
+    ) -> Result<Option<Vec<u8>>, ApiError> {
+        let (Some(current), Some(new)) = (current, carried(auth)?) else {
+            return Ok(None);
+        };
+        current
+            .verify_update(new)
+            .map_err(|e| refused("the trust store this release carries is", e))?;
+        Ok(Some(new.to_vec()))
+    }
+
+    /// Called under the write lock when release `id` is approved: adopts the store it
+    /// carries (`sha`), checked again against the store in force (another store may have
+    /// been adopted since the upload). Returns the adopted version.
+    pub(crate) async fn adopt(&self, id: &str, sha: &str) -> Result<u64, ApiError> {
+        let new = self.inner.blobs.get(sha).await?;
+        let Some(current) = self.current_store() else {
+            return Err(ApiError::Conflict(
+                "the server holds no trust store to update".into(),
+            ));
+        };
+        let cur = Store::decode(&current)
+            .map_err(|e| ApiError::Internal(format!("the adopted trust store: {e}")))?;
+        let version = cur
+            .verify_update(&new)
+            .map_err(|e| refused("the trust store this release carries is now", e))?
+            .version();
+        self.record_store(&new, version, Some(id)).await?;
+        *self.current_store_slot() = Some(new);
+        tracing::info!(release = id, version, "trust store adopted");
+        Ok(version)
+    }
+
+    /// `GET /api/v1/trust-store`: the store in force, or `{"mode": "anchors"}`.
+    pub(crate) fn trust_store_json(&self) -> Result<serde_json::Value, ApiError> {
+        let Some(bytes) = self.current_store() else {
+            return Ok(
+                serde_json::json!({ "mode": "anchors", "anchors": self.inner.anchors.len() }),
+            );
+        };
+        let s = Store::decode(&bytes)
+            .map_err(|e| ApiError::Internal(format!("the adopted trust store: {e}")))?;
+        Ok(serde_json::json!({
+            "mode": "store",
+            "version": s.version(),
+            "sha256": crate::sha256_hex(&bytes),
+            "keys": s.keys().count(),
+            "root_threshold": s.root_threshold(),
+        }))
+    }
+}
