@@ -15,79 +15,13 @@
 //! the dual-signature transition (docs/trust-store.md) is for.
 
 use suitcase_processor::Authenticated;
-use suitcase_suit::{Command, CommandSequence, IndexArg, Parameter, SeverableKind};
-use suitcase_trust::{Store, TRUST_STORE_COMPONENT};
+use suitcase_trust::{Carried, Store};
 
 use crate::error::ApiError;
 use crate::{StartError, State};
 
 /// The store in force, as the server keeps it in memory.
 pub(crate) type Current = std::sync::RwLock<Option<Vec<u8>>>;
-
-/// The new store a manifest carries: the `content` parameter its shared, payload-fetch
-/// or install sequence sets on the trust-store component (what `suitcase build` writes
-/// for `content = "store.cbor"`). `Ok(None)`: the manifest has no trust-store component.
-///
-/// # Errors
-/// The manifest names the component but the server cannot see the store's bytes
-/// (fetched by URI, severed, only inside try-each): it could not check what it would
-/// roll out.
-pub(crate) fn carried<'a>(auth: &Authenticated<'a>) -> Result<Option<&'a [u8]>, ApiError> {
-    let m = auth.manifest();
-    let Some(index) = (0..m.index_count() as u32).find(|&i| {
-        m.component_id(i)
-            .is_some_and(|c| c.as_bytes() == TRUST_STORE_COMPONENT)
-    }) else {
-        return Ok(None);
-    };
-    let mut found = None;
-    let mut sequences = vec![m.common.shared_sequence];
-    for kind in [SeverableKind::PayloadFetch, SeverableKind::Install] {
-        match auth.envelope().sequence(m, kind) {
-            Ok(suitcase_suit::SequenceSource::Available(q)) => sequences.push(Some(q)),
-            Ok(_) => {}
-            Err(e) => return Err(ApiError::rejected(format!("manifest: {e}"))),
-        }
-    }
-    for seq in sequences.into_iter().flatten() {
-        content_for(&seq, index, &mut found)?;
-    }
-    found.map(Some).ok_or_else(|| {
-        ApiError::rejected(
-            "the manifest carries a trust store the server cannot read: set it as the \
-             trust-store component's content (suitcase build: content = \"store.cbor\")",
-        )
-    })
-}
-
-/// The last `content` set on component `index` in `seq` (index selection followed in
-/// order; every sequence starts at index 0, as on the device).
-fn content_for<'a>(
-    seq: &CommandSequence<'a>,
-    index: u32,
-    found: &mut Option<&'a [u8]>,
-) -> Result<(), ApiError> {
-    let mut selected = index == 0;
-    for item in seq.iter() {
-        let (_, cmd) = item.map_err(|e| ApiError::rejected(format!("manifest: {e:?}")))?;
-        match cmd {
-            Command::SetComponentIndex(IndexArg::One(i)) => selected = i == index,
-            Command::SetComponentIndex(IndexArg::All) => selected = true,
-            Command::SetComponentIndex(IndexArg::List(l)) => {
-                selected = l.iter().any(|i| i == index);
-            }
-            Command::OverrideParameters(p) | Command::SetParameters(p) if selected => {
-                for param in p.iter() {
-                    if let Parameter::Content(bytes) = param {
-                        *found = Some(bytes);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
 
 /// A store's refusal as the API reports it.
 fn refused(what: &str, e: suitcase_trust::TrustError) -> ApiError {
@@ -201,8 +135,19 @@ impl State {
         current: Option<&Store<'_>>,
         auth: &Authenticated<'_>,
     ) -> Result<Option<Vec<u8>>, ApiError> {
-        let (Some(current), Some(new)) = (current, carried(auth)?) else {
+        let Some(current) = current else {
             return Ok(None);
+        };
+        let new = match suitcase_trust::carried(auth) {
+            Carried::None => return Ok(None),
+            Carried::Store(s) => s,
+            // The server could not check what it would roll out.
+            Carried::Unreadable => {
+                return Err(ApiError::rejected(
+                    "the manifest carries a trust store the server cannot read: set it as \
+                     the trust-store component's content (suitcase build: content = \"store.cbor\")",
+                ));
+            }
         };
         current
             .verify_update(new)

@@ -204,6 +204,8 @@ pub struct Device {
     pub vendor: [u8; 16],
     /// See `vendor`.
     pub class: [u8; 16],
+    /// The envelope of the installed image, as the bootloader keeps it.
+    kept: Option<Vec<u8>>,
 }
 
 impl Device {
@@ -219,6 +221,7 @@ impl Device {
             rollback: MemoryRollback(0),
             vendor: [0; 16],
             class: [0; 16],
+            kept: None,
         }
     }
 
@@ -236,6 +239,41 @@ impl Device {
     /// The agent: load the store, authenticate with it, run the update with staging,
     /// commit a staged store once the update succeeded.
     pub fn update(&mut self, envelope: &[u8]) -> Result<(), Error> {
+        if let Some(s) = self.install(envelope)? {
+            self.area.commit(&s).expect("the store commits");
+        }
+        Ok(())
+    }
+
+    /// [`Device::update`] with the power cut after the image is installed (the swap
+    /// requested) and before the new store is committed; the bootloader keeps the
+    /// envelope with the image.
+    pub fn update_cut_before_store_commit(&mut self, envelope: &[u8]) -> Result<(), Error> {
+        self.install(envelope).map(|_| ())
+    }
+
+    /// The agent at start: the envelope kept with the running image may carry a store
+    /// that was never committed (a cut after the swap request): commit it now. Returns
+    /// whether it committed one.
+    pub fn start(&mut self) -> bool {
+        let Some(kept) = self.kept.clone() else {
+            return false;
+        };
+        let mut cur = vec![0u8; 8192];
+        let store = self.area.load(&mut cur).expect("a store");
+        let Ok(auth) = authenticate(&kept, &store) else {
+            return false;
+        };
+        let Some(new) = suitcase_trust::pending(&store, &auth).map(<[u8]>::to_vec) else {
+            return false;
+        };
+        self.area.commit(&new).expect("the store commits");
+        true
+    }
+
+    /// Authenticates and runs the update; keeps the envelope on success; returns the
+    /// staged store, not yet committed.
+    fn install(&mut self, envelope: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         let mut cur = vec![0u8; 8192];
         let mut staged = vec![0u8; 8192];
         let store = self.area.load(&mut cur).expect("a store");
@@ -272,9 +310,7 @@ impl Device {
         let new_store = staging.accepted().map(<[u8]>::to_vec);
         self.fw_len = comps[0].len;
         r?;
-        if let Some(s) = new_store {
-            self.area.commit(&s).expect("the store commits");
-        }
-        Ok(())
+        self.kept = Some(envelope.to_vec());
+        Ok(new_store)
     }
 }

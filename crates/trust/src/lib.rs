@@ -28,6 +28,7 @@ compile_error!("suitcase-trust needs at least one key algorithm: p256, ed25519 o
 mod area;
 #[cfg(feature = "std")]
 pub mod build;
+mod carried;
 mod decode;
 mod staging;
 
@@ -37,6 +38,7 @@ use suitcase_cose::{Algorithm, CoseMessage, VerifyingKey};
 use suitcase_processor::platform::{KeyStore, Policy, Role, Rule, TrustAnchor};
 
 pub use area::{Area, Copy as CopyIndex, HEADER_LEN};
+pub use carried::{Carried, carried, pending};
 pub use staging::{Staging, TRUST_STORE_COMPONENT, UpdateCheck, staging};
 
 /// Most keys one store holds.

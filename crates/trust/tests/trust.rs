@@ -311,6 +311,64 @@ fn a_store_update_that_does_not_verify_fails_the_whole_update() {
     assert_eq!(d.rollback.0, 0, "the counter did not move");
 }
 
+#[test]
+fn a_cut_between_the_swap_request_and_the_store_commit_is_rolled_forward_at_start() {
+    let k = keys();
+    let v1 = signed(&store_v(1, &k, &k.author), &[&k.roots[0], &k.roots[1]]);
+    let new_author = p256(33);
+    let v2 = signed(&store_v(2, &k, &new_author), &[&k.roots[0], &k.roots[2]]);
+    let mut d = Device::provisioned(&v1);
+    let rotation = envelope(
+        &update_manifest(2, b"rotated", Some(&v2)),
+        &by(&[&k.operator, &k.author]),
+    );
+    d.update_cut_before_store_commit(&rotation).unwrap();
+    // The new image runs under the old store (the envelope was signed for both).
+    assert_eq!((d.store_version(), d.firmware()), (1, &b"rotated"[..]));
+    assert!(d.start(), "the kept envelope's store is committed at start");
+    assert_eq!(d.store_version(), 2);
+    assert!(!d.start(), "once: v2 is not newer than v2");
+    assert_eq!(d.store_version(), 2);
+    // The revoked author no longer counts; the new one does.
+    let next = envelope(
+        &update_manifest(3, b"next", None),
+        &by(&[&k.operator, &k.author]),
+    );
+    assert_eq!(
+        d.update(&next),
+        Err(Error::Auth(AuthError::PolicyNotSatisfied))
+    );
+    let next = envelope(
+        &update_manifest(3, b"next", None),
+        &by(&[&k.operator, &new_author]),
+    );
+    d.update(&next).unwrap();
+    // The kept envelope now carries no store: nothing to roll forward.
+    assert!(!d.start());
+}
+
+#[test]
+fn carried_reads_the_store_a_manifest_writes_and_only_that() {
+    use suitcase_trust::{Carried, carried};
+    let k = keys();
+    let v1 = signed(&store_v(1, &k, &k.author), &[&k.roots[0], &k.roots[1]]);
+    let store = Store::decode(&v1).unwrap();
+    let with = envelope(
+        &update_manifest(2, b"x", Some(&v1)),
+        &by(&[&k.operator, &k.author]),
+    );
+    let without = envelope(
+        &update_manifest(2, b"x", None),
+        &by(&[&k.operator, &k.author]),
+    );
+    let a = suitcase_processor::authenticate(&with, &store).unwrap();
+    assert_eq!(carried(&a), Carried::Store(&v1[..]));
+    // Not an update of itself: nothing pending.
+    assert_eq!(suitcase_trust::pending(&store, &a), None);
+    let a = suitcase_processor::authenticate(&without, &store).unwrap();
+    assert_eq!(carried(&a), Carried::None);
+}
+
 /// HSS-LMS: a key (height 5: 32 signatures) and a COSE_Sign1 signer. hbs-lms recurses
 /// deeply, so it runs on a thread with a big stack.
 fn hss_key(seed: u8) -> (hbs_lms::SigningKey<hbs_lms::Sha256_256>, Vec<u8>) {
