@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -34,6 +34,10 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("get", "/dashboard.js"),
     ("get", "/api/v1/dashboard"),
     ("get", "/api/v1/trust-store"),
+    ("get", "/api/v1/tokens"),
+    ("post", "/api/v1/tokens"),
+    ("delete", "/api/v1/tokens/{id}"),
+    ("post", "/api/v1/devices/{id}/revoke"),
     ("get", "/api/v1/releases"),
     ("post", "/api/v1/releases"),
     ("get", "/api/v1/releases/{id}"),
@@ -66,6 +70,9 @@ pub fn app(state: State) -> Router {
         .route("/dashboard.js", get(crate::dashboard::script))
         .route("/api/v1/dashboard", get(dashboard))
         .route("/api/v1/trust-store", get(trust_store))
+        .route("/api/v1/tokens", get(list_tokens).post(create_token))
+        .route("/api/v1/tokens/{id}", delete(revoke_token))
+        .route("/api/v1/devices/{id}/revoke", post(revoke_device))
         .route(
             "/api/v1/releases",
             get(list_releases).post(create_release).layer(upload),
@@ -226,6 +233,59 @@ async fn trust_store(
     _op: Operator,
 ) -> ApiResult<axum::Json<Value>> {
     Ok(axum::Json(state.trust_store_json()?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    name: String,
+    role: String,
+}
+
+async fn list_tokens(
+    state: axum::extract::State<State>,
+    op: Operator,
+) -> ApiResult<axum::Json<Value>> {
+    op.require(Role::Operator, "list tokens")?;
+    Ok(axum::Json(state.tokens().await?))
+}
+
+async fn create_token(
+    state: axum::extract::State<State>,
+    op: Operator,
+    ApiJson(t): ApiJson<NewToken>,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    op.require(Role::Operator, "create tokens")?;
+    let role =
+        Role::parse(&t.role).ok_or_else(|| ApiError::bad("role: author, operator or viewer"))?;
+    if t.name.trim().is_empty() || t.name.len() > 200 {
+        return Err(ApiError::bad("name: 1 to 200 characters"));
+    }
+    let token = state.create_token(role, &t.name).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({ "name": t.name, "role": role.name(), "token": token })),
+    ))
+}
+
+async fn revoke_token(
+    state: axum::extract::State<State>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    op.require(Role::Operator, "revoke tokens")?;
+    state.revoke_token(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn revoke_device(
+    state: axum::extract::State<State>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    op.require(Role::Operator, "revoke devices")?;
+    state.revoke_device(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_devices(

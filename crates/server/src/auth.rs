@@ -141,3 +141,66 @@ pub(crate) async fn bootstrap(store: &Store) -> Result<Vec<(Role, String)>, ApiE
     }
     Ok(out)
 }
+
+impl State {
+    /// Every operator token: id, name, role, creation time (never the token or its hash).
+    pub(crate) async fn tokens(&self) -> Result<serde_json::Value, ApiError> {
+        let rows: Vec<(String, String, String, i64)> =
+            sqlx::query_as("SELECT id, name, role, created_at FROM tokens ORDER BY created_at, id")
+                .fetch_all(&self.inner.store.pool)
+                .await?;
+        Ok(serde_json::Value::Array(
+            rows.into_iter()
+                .map(|(id, name, role, created_at)| {
+                    serde_json::json!({ "id": id, "name": name, "role": role, "created_at": created_at })
+                })
+                .collect(),
+        ))
+    }
+
+    /// Revokes operator token `id` at once (its next request answers 401). The last
+    /// operator token cannot be revoked: nobody could create another without a restart
+    /// with `--create-token`.
+    pub(crate) async fn revoke_token(&self, id: &str) -> Result<(), ApiError> {
+        let _w = self.inner.writes.lock().await;
+        let role: Option<(String,)> = sqlx::query_as("SELECT role FROM tokens WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.inner.store.pool)
+            .await?;
+        let (role,) = role.ok_or(ApiError::NotFound("token"))?;
+        if role == Role::Operator.name() {
+            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM tokens WHERE role = $1")
+                .bind(Role::Operator.name())
+                .fetch_one(&self.inner.store.pool)
+                .await?;
+            if n <= 1 {
+                return Err(ApiError::Conflict(
+                    "the last operator token cannot be revoked".into(),
+                ));
+            }
+        }
+        sqlx::query("DELETE FROM tokens WHERE id = $1")
+            .bind(id)
+            .execute(&self.inner.store.pool)
+            .await?;
+        tracing::info!(token = id, role, "token revoked");
+        Ok(())
+    }
+
+    /// Revokes device `id`'s token (a stolen or decommissioned device): its next request
+    /// answers 401; its history (reports, campaign states) stays. The stored hash is
+    /// replaced by a random value no token hashes to (the column is unique and not null).
+    pub(crate) async fn revoke_device(&self, id: &str) -> Result<(), ApiError> {
+        let _w = self.inner.writes.lock().await;
+        let done = sqlx::query("UPDATE devices SET token_hash = $1 WHERE id = $2")
+            .bind(format!("revoked-{}", random_hex(16)?))
+            .bind(id)
+            .execute(&self.inner.store.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(ApiError::NotFound("device"));
+        }
+        tracing::info!(device = id, "device token revoked");
+        Ok(())
+    }
+}

@@ -348,3 +348,132 @@ async fn uploads_take_the_upload_limit_and_json_keeps_its_own() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+#[tokio::test]
+async fn tokens_are_created_listed_and_revoked_by_operators_only() {
+    let f = Fleet::start().await;
+    // Only an operator manages tokens.
+    for t in [&f.author, &f.viewer] {
+        assert_eq!(f.status("/api/v1/tokens", t).await, StatusCode::FORBIDDEN);
+        let r = f
+            .post("/api/v1/tokens", t)
+            .json(&json!({ "name": "ci", "role": "author" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    }
+    let r = f
+        .post("/api/v1/tokens", &f.operator)
+        .json(&json!({ "name": "ci", "role": "root" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = f
+        .post("/api/v1/tokens", &f.operator)
+        .json(&json!({ "name": "ci", "role": "author" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let ci = r.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The new token works, as an author.
+    let (status, _) = f
+        .upload(&ci, &f.envelope(5, &CLASS, &f.author_key), &CLASS)
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    // Listed without the token itself.
+    let list = f.json("/api/v1/tokens", &f.operator).await;
+    let text = list.to_string();
+    assert!(
+        !text.contains(&ci) && !text.contains(&sha256(ci.as_bytes())),
+        "{text}"
+    );
+    let find = |name: &str, role: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name && t["role"] == role)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let ci_id = find("ci", "author");
+    let revoke = |id: String, token: String| {
+        let f = &f;
+        async move {
+            f.http
+                .delete(format!("{}/api/v1/tokens/{id}", f.url))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(
+        revoke(ci_id.clone(), f.author.clone()).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        revoke(ci_id.clone(), f.operator.clone()).await,
+        StatusCode::NO_CONTENT
+    );
+    // Revoked at once: the next call is unauthenticated and uploads nothing.
+    let (status, _) = f
+        .upload(&ci, &f.envelope(6, &CLASS, &f.author_key), &CLASS)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        revoke(ci_id, f.operator.clone()).await,
+        StatusCode::NOT_FOUND
+    );
+    // The last operator token stays: nobody would be left to manage the server.
+    let op_id = find("operator", "operator");
+    assert_eq!(
+        revoke(op_id, f.operator.clone()).await,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        f.status("/api/v1/tokens", &f.operator).await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_device_is_refused_and_keeps_its_history() {
+    let f = Fleet::start().await;
+    let d = f.enrol("dev-1", 1, json!({})).await;
+    assert!(d.check_in(&f, 1).await.is_none());
+    let revoke = |token: &str| f.post("/api/v1/devices/dev-1/revoke", token).send();
+    assert_eq!(
+        revoke(&f.viewer).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        revoke(&f.operator).await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    let r = f
+        .post("/device/v1/checkin", &d.token)
+        .json(&json!({ "sequence_number": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // Still listed for the operators.
+    assert_eq!(f.view("/api/v1/devices/dev-1").await["id"], "dev-1");
+    assert_eq!(
+        f.post("/api/v1/devices/nobody/revoke", &f.operator)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+}
