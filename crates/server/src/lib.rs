@@ -87,6 +87,8 @@ struct Inner {
     /// waits for) a read transaction that turns into a write while another writer has
     /// committed. One server process; several nodes on PostgreSQL would need row locks.
     writes: tokio::sync::Mutex<()>,
+    /// Idle check-ins not yet written (device.rs, `check_in` and `flush_seen`).
+    seen: std::sync::Mutex<std::collections::HashMap<String, (i64, i64)>>,
 }
 
 impl State {
@@ -131,6 +133,7 @@ impl State {
                 trust_store: trust::Current::default(),
                 max_upload: config.max_upload,
                 writes: tokio::sync::Mutex::new(()),
+                seen: std::sync::Mutex::default(),
             }),
         };
         state.load_trust_store(config.trust_store).await?;
@@ -161,6 +164,15 @@ impl State {
     /// Database failures.
     pub async fn tick(&self) -> Result<(), ApiError> {
         campaign::tick(self).await
+    }
+
+    /// Writes the idle check-ins kept in memory (done every second by [`serve_on`], and
+    /// before any read of devices). Call it before dropping a server to keep them.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn flush(&self) -> Result<(), ApiError> {
+        self.flush_seen().await
     }
 }
 
@@ -202,10 +214,25 @@ pub async fn serve_on(
             }
         }
     });
-    let result = axum::serve(listener, app(state))
+    let flusher = state.clone();
+    let flushing = tokio::spawn(async move {
+        let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            interval.tick().await;
+            if let Err(e) = flusher.flush().await {
+                tracing::warn!(error = %e, "writing check-ins failed");
+            }
+        }
+    });
+    let result = axum::serve(listener, app(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await;
     ticking.abort();
+    flushing.abort();
+    // The last idle check-ins, on a clean shutdown.
+    if let Err(e) = state.flush().await {
+        tracing::warn!(error = %e, "writing check-ins failed");
+    }
     result
 }
 
