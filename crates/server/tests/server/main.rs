@@ -4,5 +4,6 @@
 
 mod api;
 mod campaign;
+mod coap;
 mod common;
 mod device;
