@@ -249,12 +249,16 @@ struct Upload {
     touched: Instant,
 }
 
+/// A request's peer and message id: what a retransmission repeats.
+type Exchange = (SocketAddr, u16);
+
 #[derive(Default)]
 struct Tables {
     observers: HashMap<(SocketAddr, Vec<u8>), Observer>,
     uploads: HashMap<(SocketAddr, String), Upload>,
-    remembered: HashMap<(SocketAddr, u16), (Instant, Vec<u8>)>,
-    remembered_order: VecDeque<(SocketAddr, u16)>,
+    /// Answers by (peer, message id); `None` while the request is being handled.
+    remembered: HashMap<Exchange, (Instant, Option<Vec<u8>>)>,
+    remembered_order: VecDeque<Exchange>,
     next_mid: u16,
     observe_seq: u32,
 }
@@ -271,7 +275,7 @@ impl Tables {
         self.observe_seq
     }
 
-    fn remember(&mut self, key: (SocketAddr, u16), answer: Vec<u8>) {
+    fn remember(&mut self, key: Exchange, answer: Option<Vec<u8>>) {
         let now = Instant::now();
         while let Some(old) = self.remembered_order.front().copied() {
             let expired = self
@@ -333,14 +337,21 @@ impl Coap {
                 return None;
             }
             (MessageType::Acknowledgement, _) => return None,
-            (_, MessageClass::Request(_)) => {}
+            // Request codes 0.08–0.31 are methods nobody defined yet: 4.05 below.
+            (_, MessageClass::Request(_) | MessageClass::Reserved(0x08..=0x1f)) => {}
             // An empty Confirmable is a ping (§4.3); a Confirmable response is not ours.
             (MessageType::Confirmable, _) => return reset_for(datagram),
             _ => return None,
         }
         let key = (peer, mid);
-        if let Some((_, answer)) = self.tables.lock().await.remembered.get(&key) {
-            return Some(answer.clone());
+        {
+            let mut t = self.tables.lock().await;
+            if let Some((_, answer)) = t.remembered.get(&key) {
+                // The same answer again; none while the first copy is still being handled
+                // (the client sends again later and gets it then).
+                return answer.clone();
+            }
+            t.remember(key, None);
         }
         let reply = self.respond(peer, &req).await;
         let answer = {
@@ -350,7 +361,7 @@ impl Coap {
                 _ => t.mid(),
             };
             let answer = frame(&req, answer_mid, reply);
-            t.remember(key, answer.clone());
+            t.remember(key, Some(answer.clone()));
             answer
         };
         Some(answer)
@@ -374,10 +385,11 @@ impl Coap {
         let path = path_of(req)?;
         let resource =
             Resource::of(&path).ok_or_else(|| Reply::error(Code::NotFound, "no such resource"))?;
-        let MessageClass::Request(method) = req.header.code else {
-            return Err(Reply::error(Code::BadRequest, "not a request"));
+        let method = match req.header.code {
+            MessageClass::Request(m) => Some(m),
+            _ => None,
         };
-        if method != resource.method() {
+        if method != Some(resource.method()) {
             return Err(Reply::error(Code::MethodNotAllowed, "method not allowed"));
         }
         let block2 = match req.get_first_option(CoapOption::Block2) {

@@ -45,6 +45,26 @@ fn req(method: RequestType, path: &str) -> Req {
 }
 
 impl Req {
+    /// The request as a Confirmable datagram with message id `mid` (also its token).
+    fn encode(&self, mid: u16) -> Vec<u8> {
+        let mut p = Packet::new();
+        p.header.set_type(MessageType::Confirmable);
+        p.header.code = MessageClass::Request(self.method);
+        p.header.message_id = mid;
+        p.set_token(mid.to_be_bytes().to_vec());
+        for s in self.path.split('/') {
+            p.add_option(CoapOption::UriPath, s.as_bytes().to_vec());
+        }
+        if let Some(t) = &self.token {
+            p.add_option(CoapOption::Unknown(AUTH_OPTION), t.as_bytes().to_vec());
+        }
+        for (o, v) in &self.options {
+            p.add_option(*o, v.clone());
+        }
+        p.payload.clone_from(&self.payload);
+        p.to_bytes().unwrap()
+    }
+
     fn token(mut self, t: &str) -> Req {
         self.token = Some(t.to_string());
         self
@@ -103,22 +123,7 @@ impl Peer {
     /// A Confirmable request (token = its message id) and its piggybacked answer.
     async fn call(&mut self, r: Req) -> Packet {
         self.mid += 1;
-        let mut p = Packet::new();
-        p.header.set_type(MessageType::Confirmable);
-        p.header.code = MessageClass::Request(r.method);
-        p.header.message_id = self.mid;
-        p.set_token(self.mid.to_be_bytes().to_vec());
-        for s in r.path.split('/') {
-            p.add_option(CoapOption::UriPath, s.as_bytes().to_vec());
-        }
-        if let Some(t) = r.token {
-            p.add_option(CoapOption::Unknown(AUTH_OPTION), t.into_bytes());
-        }
-        for (o, v) in r.options {
-            p.add_option(o, v);
-        }
-        p.payload = r.payload;
-        self.send_raw(&p.to_bytes().unwrap()).await;
+        self.send_raw(&r.encode(self.mid)).await;
         loop {
             let a = self.recv(Duration::from_secs(10)).await.expect("an answer");
             if a.header.message_id == self.mid
@@ -523,6 +528,16 @@ async fn malformed_datagrams_get_an_error_and_the_server_keeps_serving() {
         .call(req(RequestType::Delete, "device/v1/self").token(&d.token))
         .await;
     assert_eq!(code(&a), "4.05");
+    // An undefined method code (0.09): 4.05 too.
+    let mut p = Packet::new();
+    p.header.code = MessageClass::Reserved(0x09);
+    p.header.message_id = 999;
+    p.add_option(CoapOption::UriPath, b"device".to_vec());
+    p.add_option(CoapOption::UriPath, b"v1".to_vec());
+    p.add_option(CoapOption::UriPath, b"self".to_vec());
+    c.send_raw(&p.to_bytes().unwrap()).await;
+    let a = c.recv(Duration::from_secs(5)).await.unwrap();
+    assert_eq!((a.header.message_id, code(&a).as_str()), (999, "4.05"));
     let a = c
         .call(
             req(RequestType::Post, "device/v1/checkin")
@@ -578,19 +593,11 @@ fn any_datagram_is_answered_with_a_valid_message_or_dropped() {
         (f, d)
     });
     let coap = Coap::new(f.state.clone());
-    let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
     // Raw bytes, and bytes behind a valid request header with a real path and token (so
-    // the dispatcher, not only the parser, sees them).
-    let mut valid = Packet::new();
-    valid.header.code = MessageClass::Request(RequestType::Post);
-    for s in ["device", "v1", "checkin"] {
-        valid.add_option(CoapOption::UriPath, s.as_bytes().to_vec());
-    }
-    valid.add_option(
-        CoapOption::Unknown(AUTH_OPTION),
-        d.token.as_bytes().to_vec(),
-    );
-    let prefix = valid.to_bytes().unwrap();
+    // the dispatcher, not only the parser, sees them). Each case from its own port, so
+    // that none is answered from the duplicate cache.
+    let checkin = req(RequestType::Post, "device/v1/checkin").token(&d.token);
+    let case = std::cell::Cell::new(0u16);
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 400,
         ..ProptestConfig::default()
@@ -599,8 +606,10 @@ fn any_datagram_is_answered_with_a_valid_message_or_dropped() {
         .run(
             &(any::<bool>(), proptest::collection::vec(any::<u8>(), 0..80)),
             |(behind_header, tail)| {
+                case.set(case.get() + 1);
+                let peer = SocketAddr::from(([127, 0, 0, 1], 20_000 + case.get()));
                 let mut bytes = if behind_header {
-                    prefix.clone()
+                    checkin.encode(case.get())
                 } else {
                     Vec::new()
                 };
@@ -617,20 +626,67 @@ fn any_datagram_is_answered_with_a_valid_message_or_dropped() {
         )
         .unwrap();
     // And it still answers properly.
-    let mut p = Packet::new();
-    p.header.code = MessageClass::Request(RequestType::Get);
-    p.header.message_id = 1;
-    for s in ["device", "v1", "self"] {
-        p.add_option(CoapOption::UriPath, s.as_bytes().to_vec());
-    }
-    p.add_option(
-        CoapOption::Unknown(AUTH_OPTION),
-        d.token.as_bytes().to_vec(),
-    );
-    let a = rt
-        .block_on(coap.handle(peer, &p.to_bytes().unwrap()))
-        .unwrap();
-    let a = Packet::from_bytes(&a).unwrap();
+    let me = req(RequestType::Get, "device/v1/self").token(&d.token);
+    let a = rt.block_on(answer(&coap, me.encode(1))).unwrap();
     assert_eq!(a.header.code, MessageClass::Response(ResponseType::Content));
     drop(f);
+}
+
+/// `coap`'s answer to `datagram` from 127.0.0.1:7.
+async fn answer(coap: &Coap, datagram: Vec<u8>) -> Option<Packet> {
+    let peer = SocketAddr::from(([127, 0, 0, 1], 7));
+    answer_from(coap, peer, datagram).await
+}
+
+async fn answer_from(coap: &Coap, peer: SocketAddr, datagram: Vec<u8>) -> Option<Packet> {
+    let a = coap.handle(peer, &datagram).await?;
+    Some(Packet::from_bytes(&a).unwrap())
+}
+
+#[tokio::test]
+async fn observers_and_block_wise_uploads_are_bounded() {
+    use suitcase_server::coap::{MAX_OBSERVERS_PER_DEVICE, MAX_UPLOADS};
+    let f = Fleet::start().await;
+    let d = f.enrol("dev-b", 1, json!({})).await;
+    let coap = Coap::new(f.state.clone());
+    // A third observation of one device replaces its oldest.
+    let offer = req(RequestType::Get, "device/v1/offer")
+        .token(&d.token)
+        .option(CoapOption::Observe, vec![]);
+    for mid in 1..=3 {
+        let a = answer(&coap, offer.encode(mid)).await.unwrap();
+        assert!(a.get_first_option(CoapOption::Observe).is_some());
+    }
+    assert_eq!(coap.observers().await, MAX_OBSERVERS_PER_DEVICE);
+    // Uploads: MAX_UPLOADS at once (one per peer here), the next one is 5.03.
+    let first = Block {
+        num: 0,
+        more: true,
+        szx: 0,
+    }
+    .encode();
+    let upload = req(RequestType::Post, "device/v1/reports")
+        .token(&d.token)
+        .option(CoapOption::Block1, first)
+        .body(&[0; 16]);
+    for i in 0..=MAX_UPLOADS {
+        let peer = SocketAddr::from(([127, 0, 0, 1], 10_000 + i as u16));
+        let a = answer_from(&coap, peer, upload.encode(100)).await.unwrap();
+        let want = if i < MAX_UPLOADS { "2.31" } else { "5.03" };
+        assert_eq!(code(&a), want, "upload {i}");
+    }
+    // Over 64 KiB in total: 4.13 with Size1.
+    let far = Block {
+        num: 64,
+        more: true,
+        szx: 6,
+    }
+    .encode();
+    let big = req(RequestType::Post, "device/v1/reports")
+        .token(&d.token)
+        .option(CoapOption::Block1, far)
+        .body(&[0; 1024]);
+    let a = answer(&coap, big.encode(200)).await.unwrap();
+    assert_eq!(code(&a), "4.13");
+    assert!(a.get_first_option(CoapOption::Size1).is_some());
 }
