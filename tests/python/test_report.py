@@ -11,23 +11,13 @@ import subprocess
 from pathlib import Path
 
 import cbor2
-import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from suitcase_bin import binary
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def binary() -> Path:
-    env = os.environ.get("SUITCASE_BIN")
-    if env:
-        return Path(env)
-    for profile in ("release", "debug"):
-        p = ROOT / "target" / profile / "suitcase"
-        if p.exists():
-            return p
-    pytest.fail("no suitcase binary: build it (cargo build) or set SUITCASE_BIN")
 
 
 def spec() -> Path:

@@ -27,6 +27,7 @@ const APT_PACKAGES: &[&str] = &[
 /// PyPI packages the independent check of the CLI's output needs
 /// (`tests/python`): CBOR decoding, COSE signature verification, the runner.
 const PIP_PACKAGES: &[(&str, &str)] = &[
+    ("aiocoap", "aiocoap"),
     ("cbor2", "cbor2"),
     ("cryptography", "cryptography"),
     ("pytest", "pytest"),

@@ -34,6 +34,7 @@ use crate::Rejected;
 use crate::keys::{self, PublicKey};
 use crate::output::{self, Mode as FileMode};
 
+pub mod coap;
 pub mod fleet;
 pub mod sync;
 

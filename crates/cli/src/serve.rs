@@ -1,5 +1,6 @@
-//! `suitcase serve --data DIR --trust-anchor PEM … [--listen ADDR] [--database URL]`: the
-//! fleet update server (crate `suitcase-server`, see docs/server.md).
+//! `suitcase serve --data DIR --trust-anchor PEM … [--listen ADDR] [--coap ADDR]
+//! [--database URL]`: the fleet update server (crate `suitcase-server`, see
+//! docs/server.md); `--coap` adds the device API over CoAP (UDP) beside HTTP.
 //!
 //! At the first start (no tokens in the database) one bearer token per role (author,
 //! operator, viewer) is made, printed once, and written to `DIR/tokens.txt` (mode 0600);
@@ -23,6 +24,10 @@ pub struct Args {
     /// Address to listen on (loopback unless told otherwise).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Also serve the device API over CoAP (UDP) on this address, e.g. 127.0.0.1:5683
+    /// (port 0: any free port, printed). Plain CoAP: no DTLS or OSCORE.
+    #[arg(long, value_name = "ADDR")]
+    pub coap: Option<SocketAddr>,
     /// Database URL instead of DIR/suitcase.db (`sqlite://…` or `postgres://…`).
     #[arg(long, value_name = "URL")]
     pub database: Option<String>,
@@ -149,15 +154,38 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
                 }
             }
         }
-        if args.json {
-            writeln!(out, "{}", json!({"type": "listening", "url": format!("http://{}", args.listen)}))?;
-        } else {
-            writeln!(out, "serve: listening on http://{}", args.listen)?;
+        // Bound before printing, so that port 0 prints the port taken.
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listen on {}", args.listen))?;
+        let mut urls = vec![format!("http://{}", listener.local_addr()?)];
+        if let Some(addr) = args.coap {
+            let socket = tokio::net::UdpSocket::bind(addr)
+                .await
+                .with_context(|| format!("CoAP on {addr}"))?;
+            urls.push(format!("coap://{}", socket.local_addr()?));
+            let coap_state = state.clone();
+            tokio::spawn(async move {
+                if let Err(e) =
+                    suitcase_server::serve_coap(coap_state, socket, std::future::pending()).await
+                {
+                    eprintln!("serve: CoAP endpoint stopped: {e}");
+                }
+            });
+        }
+        for url in &urls {
+            if args.json {
+                writeln!(out, "{}", json!({"type": "listening", "url": url}))?;
+            } else {
+                writeln!(out, "serve: listening on {url}")?;
+            }
         }
         out.flush()?;
-        suitcase_server::serve(state, args.listen, std::time::Duration::from_secs(5))
-            .await
-            .with_context(|| format!("listen on {}", args.listen))
+        suitcase_server::serve_on(state, listener, std::time::Duration::from_secs(5), async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .with_context(|| format!("serve on {}", args.listen))
     })
 }
 

@@ -97,10 +97,21 @@ impl FromRequestParts<State> for Device {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, ApiError> {
-        let hash = sha256_hex(bearer(parts)?.as_bytes());
+        state.device_for_token(bearer(parts)?).await
+    }
+}
+
+impl State {
+    /// The device a token belongs to: HTTP's `Authorization: Bearer` value, or CoAP's
+    /// token option (`coap::AUTH_OPTION`).
+    pub(crate) async fn device_for_token(&self, token: &str) -> Result<Device, ApiError> {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(ApiError::Unauthenticated);
+        }
         let row: Option<(String,)> = sqlx::query_as("SELECT id FROM devices WHERE token_hash = $1")
-            .bind(hash)
-            .fetch_optional(&state.inner.store.pool)
+            .bind(sha256_hex(token.as_bytes()))
+            .fetch_optional(&self.inner.store.pool)
             .await?;
         let (id,) = row.ok_or(ApiError::Unauthenticated)?;
         Ok(Device { id })

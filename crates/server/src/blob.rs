@@ -78,6 +78,32 @@ impl Blobs {
         }
     }
 
+    async fn open_file(&self, digest: &str) -> Result<tokio::fs::File, ApiError> {
+        match tokio::fs::File::open(self.path(digest)?).await {
+            Ok(f) => Ok(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ApiError::NotFound("blob")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Up to `max` bytes of the blob from `offset`, and the blob's length (CoAP Block2
+    /// reads one block per request: the file is never read whole for it).
+    pub(crate) async fn range(
+        &self,
+        digest: &str,
+        offset: u64,
+        max: usize,
+    ) -> Result<(Vec<u8>, u64), ApiError> {
+        let mut file = self.open_file(digest).await?;
+        let len = file.metadata().await?.len();
+        let mut out = Vec::new();
+        if offset < len {
+            file.seek(SeekFrom::Start(offset)).await?;
+            file.take(max as u64).read_to_end(&mut out).await?;
+        }
+        Ok((out, len))
+    }
+
     /// The blob as an HTTP response honouring `Range`, `If-Range` and `If-None-Match`.
     pub(crate) async fn serve(
         &self,
@@ -85,14 +111,7 @@ impl Blobs {
         content_type: &'static str,
         request: &HeaderMap,
     ) -> Result<Response, ApiError> {
-        let path = self.path(digest)?;
-        let mut file = match tokio::fs::File::open(&path).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ApiError::NotFound("blob"));
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let mut file = self.open_file(digest).await?;
         let len = file.metadata().await?.len();
         let etag = format!("\"{digest}\"");
         let etag_value =

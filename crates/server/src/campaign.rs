@@ -221,6 +221,8 @@ impl State {
             .await?;
         }
         tx.commit().await?;
+        // CoAP observers: the group's devices in the first phase have an offer now.
+        self.offers_changed();
         self.campaign(&id).await
     }
 
@@ -324,6 +326,8 @@ impl State {
             }
             _ => return Err(ApiError::NotFound("action")),
         }
+        // CoAP observers: a pause or cancel withdraws offers, a resume brings them back.
+        self.offers_changed();
         self.evaluate_locked(id).await?;
         self.campaign(id).await
     }
@@ -388,6 +392,8 @@ impl State {
                     .bind(id)
                     .execute(pool)
                     .await?;
+                // CoAP observers: the halt withdraws the offers not yet taken.
+                self.offers_changed();
                 return Ok(());
             }
             if !c.is_last_phase() {
@@ -400,6 +406,8 @@ impl State {
                     .bind(id)
                     .execute(pool)
                     .await?;
+                    // CoAP observers: the next phase's devices have an offer now.
+                    self.offers_changed();
                     continue;
                 }
                 return Ok(());

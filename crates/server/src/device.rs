@@ -413,27 +413,12 @@ impl State {
         .bind(device)
         .execute(pool)
         .await?;
-        // Oldest campaign first (as Mender does): one rollout at a time per device.
-        let rows: Vec<(String, String, i64, String)> = sqlx::query_as(
-            "SELECT c.id, cd.state, cd.ordinal, c.release_id FROM campaign_devices cd \
-             JOIN campaigns c ON c.id = cd.campaign_id \
-             WHERE cd.device_id = $1 AND c.state = $2 AND cd.state IN ('pending', 'offered') \
-             ORDER BY c.created_at, c.id",
-        )
-        .bind(device)
-        .bind(campaign::RUNNING)
-        .fetch_all(pool)
-        .await?;
-        for (cid, _, _, _) in &rows {
+        let rows = self.open_offers(device).await?;
+        for (cid, _, _) in &rows {
             self.evaluate_locked(cid).await?;
         }
-        for (cid, _, ordinal, release_id) in rows {
-            let c: Campaign = self.campaign(&cid).await?;
-            if c.state != campaign::RUNNING {
-                continue;
-            }
-            let total = self.counts(&cid).await?.total;
-            if ordinal >= c.cut(total) {
+        for (cid, ordinal, release_id) in rows {
+            if !self.in_current_phase(&cid, ordinal).await? {
                 continue;
             }
             // Re-read: the evaluation may have timed this device out.
@@ -492,6 +477,47 @@ impl State {
                 envelope,
                 payloads: payloads.join(","),
             }));
+        }
+        Ok(None)
+    }
+
+    /// The running campaigns in which `device` is pending or offered, oldest first (as
+    /// Mender does: one rollout at a time per device): id, rollout ordinal, release.
+    async fn open_offers(&self, device: &str) -> Result<Vec<(String, i64, String)>, ApiError> {
+        Ok(sqlx::query_as(
+            "SELECT c.id, cd.ordinal, c.release_id FROM campaign_devices cd \
+             JOIN campaigns c ON c.id = cd.campaign_id \
+             WHERE cd.device_id = $1 AND c.state = $2 AND cd.state IN ('pending', 'offered') \
+             ORDER BY c.created_at, c.id",
+        )
+        .bind(device)
+        .bind(campaign::RUNNING)
+        .fetch_all(&self.inner.store.pool)
+        .await?)
+    }
+
+    /// Whether campaign `cid` runs and its current phase covers rollout position `ordinal`.
+    async fn in_current_phase(&self, cid: &str, ordinal: i64) -> Result<bool, ApiError> {
+        let c: Campaign = self.campaign(cid).await?;
+        if c.state != campaign::RUNNING {
+            return Ok(false);
+        }
+        let total = self.counts(cid).await?.total;
+        Ok(ordinal < c.cut(total))
+    }
+
+    /// The campaign and release a check-in of `device` would be offered now, read only
+    /// (no evaluation, no nonce handed out): what CoAP observers of `device/v1/offer`
+    /// see. A device that already runs the release is still shown it; its check-in then
+    /// counts it as done.
+    pub(crate) async fn offer_view(
+        &self,
+        device: &str,
+    ) -> Result<Option<(String, String)>, ApiError> {
+        for (cid, ordinal, release_id) in self.open_offers(device).await? {
+            if self.in_current_phase(&cid, ordinal).await? {
+                return Ok(Some((cid, release_id)));
+            }
         }
         Ok(None)
     }

@@ -68,6 +68,17 @@ impl ApiError {
         }
     }
 
+    /// The one line a caller is shown: client faults say why; a server fault is logged
+    /// here and shown as "internal error" (HTTP bodies and CoAP diagnostic payloads).
+    pub fn public_message(&self) -> String {
+        if self.status().is_server_error() {
+            tracing::error!(error = %self, "request failed");
+            "internal error".to_string()
+        } else {
+            self.to_string()
+        }
+    }
+
     /// Shorthand for [`ApiError::BadRequest`].
     pub fn bad(msg: impl Into<String>) -> Self {
         ApiError::BadRequest(msg.into())
@@ -82,12 +93,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let message = if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
-            "internal error".to_string()
-        } else {
-            self.to_string()
-        };
+        let message = self.public_message();
         let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
         if let ApiError::Unauthenticated = self {
             response.headers_mut().insert(

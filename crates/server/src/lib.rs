@@ -10,6 +10,7 @@ mod api;
 mod auth;
 mod blob;
 mod campaign;
+pub mod coap;
 mod dashboard;
 mod device;
 mod error;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 
 pub use api::app;
 pub use auth::Role;
+pub use coap::serve_coap;
 pub use error::ApiError;
 use suitcase_cose::OwnedVerifyingKey;
 
@@ -89,6 +91,10 @@ struct Inner {
     writes: tokio::sync::Mutex<()>,
     /// Idle check-ins not yet written (device.rs, `check_in` and `flush_seen`).
     seen: std::sync::Mutex<std::collections::HashMap<String, (i64, i64)>>,
+    /// Bumped when a campaign starts, advances a phase, pauses or resumes: what some
+    /// device is offered may have changed, so CoAP observers of `device/v1/offer` are
+    /// re-checked (a counter, not the offers: each observer's own view is recomputed).
+    offers: tokio::sync::watch::Sender<u64>,
 }
 
 impl State {
@@ -134,6 +140,7 @@ impl State {
                 max_upload: config.max_upload,
                 writes: tokio::sync::Mutex::new(()),
                 seen: std::sync::Mutex::default(),
+                offers: tokio::sync::watch::Sender::new(0),
             }),
         };
         state.load_trust_store(config.trust_store).await?;
@@ -155,6 +162,17 @@ impl State {
     /// Database failures.
     pub async fn create_token(&self, role: Role, name: &str) -> Result<String, ApiError> {
         auth::create_token(&self.inner.store, role, name).await
+    }
+
+    /// Tells the observers of offers that some device's offer may have changed.
+    pub(crate) fn offers_changed(&self) {
+        // `send_modify` notifies even with no receiver (no CoAP endpoint running).
+        self.inner.offers.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that wakes when [`State::offers_changed`] was called.
+    pub(crate) fn watch_offers(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.offers.subscribe()
     }
 
     /// Times out devices and moves campaigns that need it (also done on every check-in

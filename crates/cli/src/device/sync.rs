@@ -6,16 +6,20 @@
 //!    in `server.json` (0600).
 //! 2. Check in with the installed sequence number (the rollback counter); 204: done.
 //! 3. Download each payload the offer names by SHA-256 into `cache/`, resuming a partial
-//!    file with `Range` + `If-Range`, and check its digest.
+//!    file (HTTP: `Range` + `If-Range`; CoAP: from the Block2 block holding its end), and
+//!    check its digest.
 //! 4. Stage the envelope through the processor and bootloader (as `apply`; a payload URI
 //!    resolves to its last path segment, the digest, in `cache/`), reboot, self-test.
 //! 5. Send the signed SUIT report (the processor's records, its refusal if any, the
 //!    offer's nonce), so the server can move the campaign.
 //!
+//! The server is `http://…` or `coap://HOST:PORT` (docs/server.md §CoAP): the round is
+//! the same, over a [`Transport`] of either kind.
+//!
 //! Exit 0 when the update took (or there was none), 1 when the device refused it (the
 //! refusal is reported to the server first), 2 for transport or server errors.
 
-use std::io::{Read as _, Write};
+use std::io::{Read, Seek as _, SeekFrom, Write};
 use std::path::Path;
 
 use anyhow::{Context as _, anyhow, bail};
@@ -39,14 +43,14 @@ const SESSION: &str = "server.json";
 const CACHE: &str = "cache";
 const PENDING: &str = "pending.json";
 /// Largest envelope the device accepts from a check-in.
-const MAX_ENVELOPE: u64 = 64 * 1024;
+pub(super) const MAX_ENVELOPE: u64 = 64 * 1024;
 
 /// `device sync`.
 #[derive(Debug, clap::Args)]
 pub struct SyncArgs {
     #[command(flatten)]
     pub common: DirArgs,
-    /// The fleet server, e.g. http://127.0.0.1:8080.
+    /// The fleet server, e.g. http://127.0.0.1:8080 or coap://127.0.0.1:5683.
     #[arg(long, value_name = "URL")]
     pub server: String,
     /// The device's id at the server (default: the directory's name).
@@ -70,12 +74,56 @@ struct Session {
     token: String,
 }
 
-fn agent() -> ureq::Agent {
-    // Statuses are answers here (204, 206, 4xx with a JSON reason), not transport errors.
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into()
+/// An offer as a check-in returns it.
+pub(super) struct Offer {
+    /// The report nonce.
+    pub(super) nonce: Vec<u8>,
+    /// The payloads' SHA-256 digests (hex).
+    pub(super) payloads: Vec<String>,
+    /// The signed envelope.
+    pub(super) envelope: Vec<u8>,
+}
+
+/// What a round asks of the server: the device resources, over HTTP or CoAP.
+pub(super) trait Transport {
+    /// A fresh enrolment nonce (hex).
+    fn challenge(&self) -> anyhow::Result<String>;
+    /// Sends the enrolment request; returns the answer (`id`, `token`).
+    fn enrol(&self, body: &serde_json::Value) -> anyhow::Result<serde_json::Value>;
+    /// Checks in with the installed sequence number; the offer, if any.
+    fn check_in(&self, token: &str, sequence: u64) -> anyhow::Result<Option<Offer>>;
+    /// Payload `sha` from byte `from` on, or from an earlier point the transport must
+    /// start at: that offset, and the bytes from it to the end.
+    fn fetch<'a>(
+        &'a self,
+        token: &'a str,
+        sha: &str,
+        from: u64,
+    ) -> anyhow::Result<(u64, Box<dyn Read + 'a>)>;
+    /// Sends a signed SUIT report.
+    fn report(&self, token: &str, signed: &[u8]) -> anyhow::Result<()>;
+}
+
+/// The transport for `server`: CoAP for `coap://`, HTTP otherwise.
+fn transport(server: &str) -> anyhow::Result<Box<dyn Transport>> {
+    Ok(match server.strip_prefix("coap://") {
+        Some(authority) => Box::new(super::coap::CoapClient::connect(authority)?),
+        None => Box::new(Http {
+            agent: ureq::Agent::config_builder()
+                // Statuses are answers here (204, 206, 4xx with a JSON reason), not
+                // transport errors.
+                .http_status_as_error(false)
+                .build()
+                .into(),
+            server: server.to_string(),
+        }),
+    })
+}
+
+/// The HTTP transport (ureq, blocking).
+struct Http {
+    agent: ureq::Agent,
+    server: String,
 }
 
 /// The server's one-line reason from a 4xx/5xx answer.
@@ -88,6 +136,111 @@ fn server_error(what: &str, mut r: ureq::http::Response<ureq::Body>) -> anyhow::
         .and_then(|v| v["error"].as_str().map(str::to_string))
         .unwrap_or_default();
     anyhow!("{what}: server answered {status} {reason}")
+}
+
+impl Transport for Http {
+    fn challenge(&self) -> anyhow::Result<String> {
+        let mut r = self
+            .agent
+            .post(format!("{}/device/v1/enrol/challenge", self.server))
+            .send_empty()
+            .context("enrol")?;
+        if !r.status().is_success() {
+            return Err(server_error("enrol", r));
+        }
+        let challenge: serde_json::Value = r.body_mut().read_json().context("enrol")?;
+        Ok(challenge["nonce"].as_str().unwrap_or_default().to_string())
+    }
+
+    fn enrol(&self, body: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        let mut r = self
+            .agent
+            .post(format!("{}/device/v1/enrol", self.server))
+            .send_json(body)
+            .context("enrol")?;
+        if !r.status().is_success() {
+            return Err(server_error("enrol", r));
+        }
+        r.body_mut().read_json().context("enrol")
+    }
+
+    fn check_in(&self, token: &str, sequence: u64) -> anyhow::Result<Option<Offer>> {
+        let mut r = self
+            .agent
+            .post(format!("{}/device/v1/checkin", self.server))
+            .header("Authorization", format!("Bearer {token}"))
+            .send_json(json!({ "sequence_number": sequence }))
+            .context("check-in")?;
+        if r.status().as_u16() == 204 {
+            return Ok(None);
+        }
+        if r.status().as_u16() != 200 {
+            return Err(server_error("check-in", r));
+        }
+        let header = |name: &str| {
+            r.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let nonce = hex::decode(header("suit-report-nonce")).context("check-in: nonce")?;
+        let payloads = header("suit-payloads")
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        let envelope = r
+            .body_mut()
+            .with_config()
+            .limit(MAX_ENVELOPE)
+            .read_to_vec()
+            .context("check-in: envelope")?;
+        Ok(Some(Offer {
+            nonce,
+            payloads,
+            envelope,
+        }))
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        token: &'a str,
+        sha: &str,
+        from: u64,
+    ) -> anyhow::Result<(u64, Box<dyn Read + 'a>)> {
+        let mut req = self
+            .agent
+            .get(format!("{}/device/v1/payloads/{sha}", self.server))
+            .header("Authorization", format!("Bearer {token}"));
+        if from > 0 {
+            // If-Range: a changed representation comes back whole, never spliced.
+            req = req
+                .header("Range", format!("bytes={from}-"))
+                .header("If-Range", format!("\"{sha}\""));
+        }
+        let r = req.call().with_context(|| format!("payload {sha}"))?;
+        let start = match r.status().as_u16() {
+            200 => 0,
+            206 => from,
+            _ => return Err(server_error(&format!("payload {sha}"), r)),
+        };
+        Ok((start, Box::new(r.into_body().into_reader())))
+    }
+
+    fn report(&self, token: &str, signed: &[u8]) -> anyhow::Result<()> {
+        let r = self
+            .agent
+            .post(format!("{}/device/v1/reports", self.server))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/cose")
+            .send(signed)
+            .context("report")?;
+        if !r.status().is_success() {
+            return Err(server_error("report", r));
+        }
+        Ok(())
+    }
 }
 
 fn report_key(dir: &Path) -> anyhow::Result<p256::ecdsa::SigningKey> {
@@ -103,21 +256,13 @@ fn report_key(dir: &Path) -> anyhow::Result<p256::ecdsa::SigningKey> {
 }
 
 fn enrol(
-    agent: &ureq::Agent,
+    t: &dyn Transport,
     server: &str,
     id: &str,
     key: &p256::ecdsa::SigningKey,
     device: &Device,
 ) -> anyhow::Result<Session> {
-    let mut r = agent
-        .post(format!("{server}/device/v1/enrol/challenge"))
-        .send_empty()
-        .context("enrol")?;
-    if !r.status().is_success() {
-        return Err(server_error("enrol", r));
-    }
-    let challenge: serde_json::Value = r.body_mut().read_json().context("enrol")?;
-    let nonce = challenge["nonce"].as_str().unwrap_or_default().to_string();
+    let nonce = t.challenge()?;
     let mut signed = hex::decode(&nonce).context("enrol: nonce")?;
     signed.extend_from_slice(id.as_bytes());
     let proof = sign(key, &signed)?;
@@ -126,17 +271,10 @@ fn enrol(
         .to_public_key_pem(LineEnding::LF)
         .map_err(|e| anyhow!("{e}"))?;
     let c = device.config();
-    let mut r = agent
-        .post(format!("{server}/device/v1/enrol"))
-        .send_json(json!({
-            "id": id, "public_key": pem, "vendor_id": c.vendor_id, "class_id": c.class_id,
-            "nonce": nonce, "proof": hex::encode(proof),
-        }))
-        .context("enrol")?;
-    if !r.status().is_success() {
-        return Err(server_error("enrol", r));
-    }
-    let answer: serde_json::Value = r.body_mut().read_json().context("enrol")?;
+    let answer = t.enrol(&json!({
+        "id": id, "public_key": pem, "vendor_id": c.vendor_id, "class_id": c.class_id,
+        "nonce": nonce, "proof": hex::encode(proof),
+    }))?;
     let token = answer["token"]
         .as_str()
         .ok_or_else(|| anyhow!("enrol: no token in the answer"))?;
@@ -158,7 +296,7 @@ fn sign(key: &p256::ecdsa::SigningKey, payload: &[u8]) -> anyhow::Result<Vec<u8>
 
 /// Downloads blob `sha` into `cache/sha`, resuming `cache/sha.part`; returns the bytes
 /// transferred now.
-fn download(agent: &ureq::Agent, s: &Session, cache: &Path, sha: &str) -> anyhow::Result<u64> {
+fn download(t: &dyn Transport, token: &str, cache: &Path, sha: &str) -> anyhow::Result<u64> {
     if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
         bail!("offer: {sha:?} is not a SHA-256");
     }
@@ -168,30 +306,19 @@ fn download(agent: &ureq::Agent, s: &Session, cache: &Path, sha: &str) -> anyhow
     }
     let part = cache.join(format!("{sha}.part"));
     let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
-    let mut req = agent
-        .get(format!("{}/device/v1/payloads/{sha}", s.server))
-        .header("Authorization", format!("Bearer {}", s.token));
-    if have > 0 {
-        // If-Range: a changed representation comes back whole, never spliced.
-        req = req
-            .header("Range", format!("bytes={have}-"))
-            .header("If-Range", format!("\"{sha}\""));
-    }
-    let mut r = req.call().with_context(|| format!("payload {sha}"))?;
-    let append = match r.status().as_u16() {
-        200 => false,
-        206 => true,
-        _ => return Err(server_error(&format!("payload {sha}"), r)),
-    };
+    let (start, mut body) = t
+        .fetch(token, sha, have)
+        .with_context(|| format!("payload {sha}"))?;
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
-        .append(append)
-        .truncate(!append)
+        .truncate(false)
         .open(&part)
         .with_context(|| part.display().to_string())?;
-    let n = std::io::copy(&mut r.body_mut().as_reader(), &mut file)
-        .with_context(|| format!("payload {sha}"))?;
+    // The transport starts at or before what is there: keep only the bytes before it.
+    file.set_len(start.min(have))?;
+    file.seek(SeekFrom::End(0))?;
+    let n = std::io::copy(&mut body, &mut file).with_context(|| format!("payload {sha}"))?;
     file.sync_all()?;
     drop(file);
     let mut bytes = Vec::new();
@@ -314,9 +441,9 @@ fn power_on(device: &mut Device) -> anyhow::Result<Option<(u64, bool)>> {
     Ok(Some((h.sequence, pass)))
 }
 
-/// The device's connection to the server: HTTP agent, session, report key.
+/// The device's connection to the server: transport, session, report key.
 struct Link {
-    agent: ureq::Agent,
+    transport: Box<dyn Transport>,
     session: Session,
     key: p256::ecdsa::SigningKey,
 }
@@ -340,17 +467,7 @@ fn send_report(
     });
     let n = n.map_err(|e| anyhow!("report: {e:?}"))?;
     let signed = sign(&link.key, buf.get(..n).unwrap_or_default())?;
-    let r = link
-        .agent
-        .post(format!("{}/device/v1/reports", link.session.server))
-        .header("Authorization", format!("Bearer {}", link.session.token))
-        .header("Content-Type", "application/cose")
-        .send(&signed[..])
-        .context("report")?;
-    if !r.status().is_success() {
-        return Err(server_error("report", r));
-    }
-    Ok(())
+    link.transport.report(&link.session.token, &signed)
 }
 
 /// After a power-on that finished a trial: reports the pending offer it belonged to.
@@ -398,7 +515,7 @@ pub fn round(
     let mut device = Device::open(dir)?;
     let key = report_key(dir)?;
     let server = server.trim_end_matches('/').to_string();
-    let agent = agent();
+    let transport = transport(&server)?;
     let session_path = dir.join(SESSION);
     let session = match std::fs::read(&session_path)
         .ok()
@@ -407,17 +524,16 @@ pub fn round(
     {
         Some(s) => s,
         None => {
-            let s = enrol(&agent, &server, id, &key, &device)?;
+            let s = enrol(transport.as_ref(), &server, id, &key, &device)?;
             output::write_atomic(&session_path, &serde_json::to_vec(&s)?, FileMode::Secret)?;
             s
         }
     };
     let link = Link {
-        agent,
+        transport,
         session,
         key,
     };
-    let (agent, session) = (&link.agent, &link.session);
     let trial = power_on(&mut device)?;
     if let Some(t) = trial {
         report_pending(&link, &device, t)?;
@@ -430,40 +546,22 @@ pub fn round(
     };
 
     let installed = device.counter()?;
-    let mut r = agent
-        .post(format!("{server}/device/v1/checkin"))
-        .header("Authorization", format!("Bearer {}", session.token))
-        .send_json(json!({ "sequence_number": installed }))
-        .context("check-in")?;
-    if r.status().as_u16() == 204 {
+    let Some(Offer {
+        nonce,
+        payloads,
+        envelope,
+    }) = link.transport.check_in(&link.session.token, installed)?
+    else {
         return Ok(outcome(Round::UpToDate {
             sequence: installed,
         }));
-    }
-    if r.status().as_u16() != 200 {
-        return Err(server_error("check-in", r));
-    }
-    let header = |name: &str| {
-        r.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
     };
-    let nonce = hex::decode(header("suit-report-nonce")).context("check-in: nonce")?;
-    let payloads = header("suit-payloads");
-    let envelope = r
-        .body_mut()
-        .with_config()
-        .limit(MAX_ENVELOPE)
-        .read_to_vec()
-        .context("check-in: envelope")?;
 
     let cache = dir.join(CACHE);
     std::fs::create_dir_all(&cache)?;
     let mut downloaded = 0;
-    for sha in payloads.split(',').filter(|s| !s.is_empty()) {
-        downloaded += download(agent, session, &cache, sha)?;
+    for sha in &payloads {
+        downloaded += download(link.transport.as_ref(), &link.session.token, &cache, sha)?;
     }
 
     let pending = Pending {

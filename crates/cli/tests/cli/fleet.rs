@@ -43,8 +43,24 @@ impl Server {
     }
 
     fn start_on(d: &Dir, port: u16) -> Server {
+        Self::launch(d, port, false).0
+    }
+
+    /// A server with the device API over CoAP too, on a port it picks; returns the
+    /// server and its `coap://` URL (read from its `listening` lines).
+    fn start_coap(d: &Dir) -> (Server, String) {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let (srv, coap) = Self::launch(d, port, true);
+        (srv, coap.unwrap())
+    }
+
+    fn launch(d: &Dir, port: u16, coap: bool) -> (Server, Option<String>) {
         let url = format!("http://127.0.0.1:{port}");
-        let child = Command::new(BIN)
+        let mut child = Command::new(BIN)
             .args([
                 "serve",
                 "--data",
@@ -53,10 +69,29 @@ impl Server {
                 &format!("127.0.0.1:{port}"),
             ])
             .args(["--trust-anchor", &d.path("author.pub.pem")])
-            .stdout(Stdio::null())
+            .args(if coap {
+                &["--coap", "127.0.0.1:0", "--json"][..]
+            } else {
+                &[]
+            })
+            .stdout(if coap { Stdio::piped() } else { Stdio::null() })
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        let coap_url = child.stdout.take().map(|out| {
+            use std::io::BufRead as _;
+            std::io::BufReader::new(out)
+                .lines()
+                .map_while(Result::ok)
+                .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
+                .find_map(|v| {
+                    v["url"]
+                        .as_str()
+                        .filter(|u| u.starts_with("coap://"))
+                        .map(str::to_string)
+                })
+                .expect("a coap:// listening line")
+        });
         let http: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build()
@@ -74,13 +109,16 @@ impl Server {
                 (role.to_string(), token.to_string())
             })
             .collect();
-        Server {
-            child,
-            port,
-            url,
-            tokens,
-            http,
-        }
+        (
+            Server {
+                child,
+                port,
+                url,
+                tokens,
+                http,
+            },
+            coap_url,
+        )
     }
 
     fn token(&self, role: &str) -> String {
@@ -205,6 +243,15 @@ impl Server {
     }
 }
 
+/// Leaves in device `dev`'s cache the first `keep` bytes of image `NAME.bin` (digest
+/// `sha`), as a download cut last time would.
+fn cut_download(d: &Dir, dev: &str, name: &str, sha: &str, keep: usize) {
+    let cache = d.0.join(dev).join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let image = std::fs::read(d.0.join(format!("{name}.bin"))).unwrap();
+    std::fs::write(cache.join(format!("{sha}.part")), &image[..keep]).unwrap();
+}
+
 /// Vendor / class UUIDs as `build` and `device init` derive them (UUIDv5).
 fn uuid_of(domain: &str, class: Option<&str>) -> String {
     let vendor = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_DNS, domain.as_bytes());
@@ -268,10 +315,7 @@ fn a_device_updates_from_the_fleet_server() {
 
     let campaign = srv.campaign("v2", &release, &["dev-7"]);
     // A download cut after 1000 bytes last time: only the rest is fetched (Range).
-    let cache = d.0.join("dev-7/cache");
-    std::fs::create_dir_all(&cache).unwrap();
-    let v2 = std::fs::read(d.0.join("v2.bin")).unwrap();
-    std::fs::write(cache.join(format!("{sha2}.part")), &v2[..1000]).unwrap();
+    cut_download(&d, "dev-7", "v2", &sha2, 1000);
     let updated = sync(&dev);
     assert_eq!(updated["update"], true, "{updated}");
     assert_eq!(updated["sequence"], 2);
@@ -522,4 +566,54 @@ fn the_dashboard_shows_the_fleet_in_headless_chromium() {
     for id in &ids {
         assert!(page.contains(&format!("<td>{id}</td>")), "{page}");
     }
+}
+
+#[test]
+fn a_device_and_a_fleet_update_over_coap() {
+    let d = Dir::new("fleet-coap");
+    ok(&["keygen", "--alg", "es256", "--out", &d.path("author.pem")]);
+    build(&d, "v1", 1, "author");
+    let sha2 = build(&d, "v2", 2, "author");
+    let dev = device(&d, "dev-c", "author", "v1");
+    let base = device(&d, "line", "author", "v1");
+    let (srv, coap) = Server::start_coap(&d);
+    let release = srv.release(&d, "v2", &sha2);
+    let sync = |dev: &str| json(&["device", "sync", "--dir", dev, "--server", &coap, "--json"]);
+
+    // Enrols over CoAP; nothing to do yet.
+    let first = sync(&dev);
+    assert_eq!(first["update"], false, "{first}");
+    let (_, row) = srv.call("viewer", "GET", "/api/v1/devices/dev-c", None);
+    assert_eq!(row["sequence_number"], 1);
+
+    // A download cut after 1500 bytes: CoAP resumes at the block holding byte 1500 (the
+    // second 1024-byte block), so 7000 - 1024 bytes are fetched now.
+    let campaign = srv.campaign("v2", &release, &["dev-c"]);
+    cut_download(&d, "dev-c", "v2", &sha2, 1500);
+    let updated = sync(&dev);
+    assert_eq!(updated["update"], true, "{updated}");
+    assert_eq!(updated["sequence"], 2);
+    assert_eq!(updated["downloaded"], 7000 - 1024);
+    assert_eq!(updated["reported"], "success");
+    let (_, c) = srv.call("viewer", "GET", &campaign, None);
+    assert_eq!(c["state"], "completed", "{c}");
+    assert_eq!(c["counts"]["succeeded"], 1);
+    let (_, row) = srv.call("viewer", "GET", "/api/v1/devices/dev-c", None);
+    assert_eq!(row["sequence_number"], 2);
+    assert_eq!(sync(&dev)["update"], false);
+
+    // --fleet over CoAP: two copies enrol, then both update in one round.
+    let round = |n: &str| -> Value {
+        let out = ok(&[
+            "device", "sync", "--dir", &base, "--fleet", n, "--server", &coap, "--json",
+        ]);
+        serde_json::from_str(out.lines().last().unwrap()).unwrap()
+    };
+    assert_eq!(round("2")["up_to_date"], 2);
+    let campaign = srv.campaign("line", &release, &["line-000", "line-001"]);
+    let summary = round("2");
+    assert_eq!(summary["updated"], 2, "{summary}");
+    assert_eq!(summary["errors"], 0, "{summary}");
+    let (_, c) = srv.call("viewer", "GET", &campaign, None);
+    assert_eq!(c["state"], "completed", "{c}");
 }

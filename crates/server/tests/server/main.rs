@@ -4,6 +4,7 @@
 
 mod api;
 mod campaign;
+mod coap;
 mod common;
 mod device;
 mod trust;
