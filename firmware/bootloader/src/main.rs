@@ -11,6 +11,11 @@
 //!    file, so the bytes that run are a copy of the bytes that were verified, taken
 //!    from the same RAM copy of the flash in the same run.
 //!
+//! Built with feature `stage2`, it is the second stage of the chained boot (docs/boot.md
+//! §11): the first stage copied it to its window and started it, having armed the
+//! power-cut timer (which this build leaves running), and left a [`board::Handover`]
+//! saying which second-stage slot runs; it passes that on in [`BootInfo::stage2`].
+//!
 //! Prints one `boot:` line before the jump; exit statuses: [`EXIT_NO_IMAGE`] when no image
 //! verifies, [`EXIT_ERROR`] for a flash or layout error, [`EXIT_SETUP`] when the flash file
 //! or the key is missing, [`board::power::CUT_STATUS`] at a power cut, 101 on a panic,
@@ -37,7 +42,7 @@ const EXIT_SETUP: u32 = 5;
 
 #[entry]
 fn main() -> ! {
-    let Some(mut cp) = cortex_m::Peripherals::take() else {
+    let Some(cp) = cortex_m::Peripherals::take() else {
         exit(EXIT_SETUP)
     };
     let cmd = Cmdline::get();
@@ -45,7 +50,18 @@ fn main() -> ! {
         exit(EXIT_SETUP)
     };
     let painted = board::stack::paint();
-    power::arm(&mut cp.SYST, cmd.number(b"cut").unwrap_or(0));
+    // The chained second stage: the first stage armed the timer, whose count (and
+    // pending cut) must run on through this image and the application.
+    #[cfg(not(feature = "stage2"))]
+    {
+        let mut syst = cp.SYST;
+        power::arm(&mut syst, cmd.number(b"cut").unwrap_or(0));
+    }
+    #[cfg(feature = "stage2")]
+    let Some(stage2) = board::Handover::load() else {
+        line(&[Part::S("boot: no hand-over from the first stage")]);
+        exit(EXIT_SETUP)
+    };
     let Some(mut flash) = HostFlash::open(cmd.value(b"flash").unwrap_or(b"flash.img"), mem) else {
         line(&[Part::S("boot: cannot open the flash file")]);
         exit(EXIT_SETUP)
@@ -129,6 +145,10 @@ fn main() -> ! {
         sequence: handover.sequence,
         trial: handover.trial,
         len: handover.len,
+        #[cfg(feature = "stage2")]
+        stage2: Some(stage2),
+        #[cfg(not(feature = "stage2"))]
+        stage2: None,
     }
     .store();
     // SAFETY: the window now holds exactly the image `boot` verified (signature, then
