@@ -2,7 +2,7 @@
 //! that booted this image when it runs on trial, and install a second-stage package that a
 //! manifest carries (component `["suitcase", "stage2"]`) into the slot that is not running.
 //!
-//! The package is checked with the first stage's ROM key as it arrives
+//! The package is checked with the first stage's ROM key ([`board::rom_verify`]) as it arrives
 //! ([`suitcase_boot::stage::Stages::storage`]: held in RAM, refused at the end of its write,
 //! so a bad package fails the update) and written only once the whole update succeeded
 //! ([`suitcase_boot::stage::Stages::install`]: erase, image, header last). The next boot's
@@ -26,22 +26,8 @@ pub const EXIT_INSTALLED: u32 = 25;
 /// so the first stage falls back to the previous one at the next boot.
 pub const EXIT_NOT_CONFIRMED: u32 = 26;
 
-/// The first stage's Ed25519 public key (the ROM key), written by xtask: the agent checks
-/// a package exactly as the first stage will.
-static ROM_KEY: &[u8; 32] = include_bytes!("../../target/generated/stage1-rom.pub");
-
 /// The largest package a slot takes: its header and the image area.
 const PACKAGE_MAX: usize = HEADER + (board::STAGE2_SLOT - IMAGE) as usize;
-
-fn verify(signed: &[u8], signature: &[u8]) -> bool {
-    let (Ok(key), Ok(sig)) = (
-        salty::PublicKey::try_from(ROM_KEY),
-        <&[u8; 64]>::try_from(signature),
-    ) else {
-        return false;
-    };
-    key.verify(signed, &salty::Signature::from(sig)).is_ok()
-}
 
 fn slot_name(s: Slot) -> &'static str {
     match s {
@@ -122,7 +108,7 @@ pub fn install(flash: &mut HostFlash<'_>, info: &BootInfo, envelope: &[u8], pack
         components: &mut none,
     };
     let mut held = [0u8; PACKAGE_MAX];
-    let mut storage = stages.storage(&mut inner, h.version, &verify, &mut held);
+    let mut storage = stages.storage(&mut inner, h.version, &board::rom_verify, &mut held);
     let mut fetch = FileFetch {
         path: package,
         file: None,
@@ -161,7 +147,7 @@ pub fn install(flash: &mut HostFlash<'_>, info: &BootInfo, envelope: &[u8], pack
         line(&[Part::S("app: the update carried no second stage")]);
         return EXIT_REFUSED;
     };
-    match stages.install(h.slot, h.version, pkg, &verify) {
+    match stages.install(h.slot, h.version, pkg, &board::rom_verify) {
         Ok(()) => {
             line(&[
                 Part::S("app: second stage installed in slot "),

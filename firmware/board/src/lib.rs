@@ -93,6 +93,43 @@ pub fn stages<F: embedded_storage::nor_flash::NorFlash>(
     suitcase_boot::stage::Stages::new(flash, STAGE2_AT, STAGE2_AT + STAGE2_SLOT, STAGE2_SLOT, 0xFF)
 }
 
+/// The first stage's Ed25519 public key (the ROM key), written by xtask
+/// (`target/generated/stage1-rom.pub`; its private half signs second-stage packages).
+#[cfg(feature = "chain")]
+static ROM_KEY: &[u8; 32] = include_bytes!("../../target/generated/stage1-rom.pub");
+
+/// The ROM key's check of a package header's signed bytes (`suitcase_boot::stage::Verify`):
+/// the first stage's before it starts a second stage, and the update agent's before it
+/// installs one, so both judge a package alike.
+#[cfg(feature = "chain")]
+pub fn rom_verify(signed: &[u8], signature: &[u8]) -> bool {
+    let (Ok(key), Ok(sig)) = (
+        salty::PublicKey::try_from(ROM_KEY),
+        <&[u8; 64]>::try_from(signature),
+    ) else {
+        return false;
+    };
+    key.verify(signed, &salty::Signature::from(sig)).is_ok()
+}
+
+/// Starts the image at `at`: points VTOR at its vector table (so its exceptions, the
+/// power-cut SysTick among them, reach its own handlers; the barriers make the new table
+/// take effect first), then `bootload`: MSP from word 0, PC from word 1.
+///
+/// # Safety
+///
+/// `at` must hold a complete image linked for that address, beginning with its vector
+/// table, whose bytes the caller verified and nothing changed since.
+pub unsafe fn start(scb: &cortex_m::peripheral::SCB, at: u32) -> ! {
+    // SAFETY: the caller's contract: a verified image linked for `at` is there.
+    unsafe {
+        scb.vtor.write(at);
+        cortex_m::asm::dsb();
+        cortex_m::asm::isb();
+        cortex_m::asm::bootload(at as *const u32)
+    }
+}
+
 /// Where the first stage copies the chosen second stage and starts it: the second stage
 /// is linked for this window (`memory/stage2.x`), in the 4 MiB SSRAM at 0 (RAM on the
 /// MPS2 board and in QEMU), above the first stage's own code.

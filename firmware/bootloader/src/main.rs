@@ -154,15 +154,8 @@ fn main() -> ! {
     // SAFETY: the window now holds exactly the image `boot` verified (signature, then
     // image-match over these bytes), read from the same RAM copy of the flash with
     // nothing in between. It is linked for this address (memory/app.x) and begins with
-    // its vector table: initial stack pointer, then reset handler. VTOR first, so that
-    // its exceptions (the power-cut SysTick among them) reach its own handlers; the
-    // barriers make the new table take effect before the jump.
-    unsafe {
-        cp.SCB.vtor.write(RAM_IMAGE);
-        cortex_m::asm::dsb();
-        cortex_m::asm::isb();
-        cortex_m::asm::bootload(RAM_IMAGE as *const u32)
-    }
+    // its vector table.
+    unsafe { board::start(&cp.SCB, RAM_IMAGE) }
 }
 
 board::handlers!();

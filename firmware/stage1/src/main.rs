@@ -27,26 +27,12 @@ use cortex_m_rt::entry;
 use embedded_storage::nor_flash::ReadNorFlash;
 use suitcase_boot::stage::{Choice, IMAGE, Slot};
 
-/// The first stage's Ed25519 public key (the ROM key), written by xtask.
-static ROM_KEY: &[u8; 32] = include_bytes!("../../target/generated/stage1-rom.pub");
-
 /// No second-stage slot verifies: stay in the first stage.
 const EXIT_HALT: u32 = 6;
 /// A flash or layout error.
 const EXIT_ERROR: u32 = 4;
 /// The flash file cannot be opened.
 const EXIT_SETUP: u32 = 5;
-
-/// The ROM key's check of a header's signed bytes.
-fn verify(signed: &[u8], signature: &[u8]) -> bool {
-    let (Ok(key), Ok(sig)) = (
-        salty::PublicKey::try_from(ROM_KEY),
-        <&[u8; 64]>::try_from(signature),
-    ) else {
-        return false;
-    };
-    key.verify(signed, &salty::Signature::from(sig)).is_ok()
-}
 
 #[entry]
 fn main() -> ! {
@@ -65,7 +51,7 @@ fn main() -> ! {
     let Ok(mut stages) = board::stages(flash) else {
         exit(EXIT_ERROR)
     };
-    let (slot, version, trial, len) = match stages.choose(&verify) {
+    let (slot, version, trial, len) = match stages.choose(&board::rom_verify) {
         Ok(Choice::Run {
             slot,
             version,
@@ -127,17 +113,9 @@ fn main() -> ! {
     .store();
     // SAFETY: the one jump of the first stage. The window now holds exactly the image
     // `choose` verified (SHA-256 against the header the ROM key signed), read from the
-    // same RAM copy of the flash with nothing in between. It is linked for this address
-    // (memory/stage2.x) and begins with its vector table: initial stack pointer, then
-    // reset handler. VTOR first, so that its exceptions (the power-cut SysTick among
-    // them, still counting) reach its own handlers; the barriers make the new table take
-    // effect before the jump.
-    unsafe {
-        cp.SCB.vtor.write(STAGE2_RAM);
-        cortex_m::asm::dsb();
-        cortex_m::asm::isb();
-        cortex_m::asm::bootload(STAGE2_RAM as *const u32)
-    }
+    // same RAM copy of the flash with nothing in between, and the second stage is linked
+    // for this address (memory/stage2.x), vector table first.
+    unsafe { board::start(&cp.SCB, STAGE2_RAM) }
 }
 
 board::handlers!();

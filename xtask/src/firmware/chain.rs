@@ -39,15 +39,13 @@ const CONFIRMED: usize = 192;
 const INSTALLED: i32 = 25;
 const NOT_CONFIRMED: i32 = 26;
 const HALTED: i32 = 6;
-/// Power-cut points: evenly over the install's flash operations, densely over its last
-/// ones (the header) and one just after it, over the trial mark and over the
-/// confirmation.
+/// Power-cut points: evenly over the install's flash operations, densely over its header
+/// (its last write, 32 units) and just after it, over the trial mark and over the
+/// confirmation (16 units each).
 const CUTS_INSTALL: u64 = 24;
-const CUTS_HEADER: u64 = 8;
+const CUTS_HEADER: u64 = 9;
 const CUTS_TRIAL: u64 = 8;
 const CUTS_CONFIRM: u64 = 8;
-/// Flash operations (semihosting calls) of the header write: 128 bytes in 4-byte units.
-const HEADER_OPS: u64 = 32;
 const UPDATE: &str = ",arg=stage2=stage2.suit,arg=payload=stage2.bin";
 
 /// What the chained boot measured.
@@ -295,12 +293,49 @@ fn spread(a: u64, b: u64, n: u64) -> impl Iterator<Item = u64> {
     (0..n).map(move |i| a + (b + 1 - a) * i / n)
 }
 
+/// One power-cut phase: the file it starts from, the command line, the flash bytes its
+/// operation writes (`focus`), how they read before and after a clean run, and where to cut.
+struct Phase<'a> {
+    name: &'static str,
+    start: &'a [u8],
+    args: &'static str,
+    focus: std::ops::Range<usize>,
+    after: Vec<u8>,
+    ticks: Vec<u64>,
+}
+
+impl Phase<'_> {
+    /// Whether a cut at `tick` left the focus as it was before the phase.
+    fn untouched(&self, bench: &Bench, tick: u64) -> Result<bool, Failure> {
+        bench.put_flash(self.start)?;
+        bench.qemu(&bench.bootloader, tick, self.args)?;
+        Ok(bench.flash()?.get(self.focus.clone()) == self.start.get(self.focus.clone()))
+    }
+
+    /// The first tick at which a cut has written something of the focus, between `lo`
+    /// (nothing yet) and `hi` (something). A cut run's flash operations can fall a few
+    /// ticks later than the clean run's stamps say (QEMU schedules its timer differently
+    /// once the SysTick interrupt is armed), so the dense points are placed from here.
+    fn first_write(&self, bench: &Bench, mut lo: u64, mut hi: u64) -> Result<u64, Failure> {
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if self.untouched(bench, mid)? {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(hi)
+    }
+}
+
 /// The power cuts; (points, points followed by a verified chain).
 fn power_cuts(bench: &Bench, factory: &[u8], installed: &[u8]) -> Result<(usize, usize), Failure> {
     bench.put_flash(factory)?;
     let install = bench.qemu(&bench.bootloader, 0, UPDATE)?;
     bench.put_flash(installed)?;
     let trial = bench.qemu(&bench.bootloader, 0, "")?;
+    let marked = bench.flash()?;
     let (Some(w_install), Some(w_mark), Some(w_confirm)) = (
         install.window("app:"),
         trial.window("stage1:"),
@@ -311,55 +346,65 @@ fn power_cuts(bench: &Bench, factory: &[u8], installed: &[u8]) -> Result<(usize,
             install.out, trial.out
         )));
     };
-    // The header is the install's last write; its units are the last HEADER_OPS flash
-    // operations (one erase call per 256 bytes, one write call per 4-byte unit).
-    let len = (install_len(installed) as u64).div_ceil(4);
-    let ops = (SLOT / 256) as u64 + len + HEADER_OPS;
-    let per_op = (w_install.1 - w_install.0) / ops;
-    let header = w_install.1.saturating_sub((HEADER_OPS + 1) * per_op.max(1));
+    let b = STANDARD.size() + SLOT;
+    let phase = |name, start, args, focus: std::ops::Range<usize>, after: &[u8]| Phase {
+        name,
+        start,
+        args,
+        after: after[focus.clone()].to_vec(),
+        focus,
+        ticks: Vec::new(),
+    };
+    let mut install_phase = phase("install", factory, UPDATE, b..b + SLOT, installed);
+    let mut mark = phase("trial mark", installed, "", b + 128..b + 192, &marked);
+    let mut confirm = phase("confirmation", installed, "", b + 192..b + 256, &marked);
+    // Where the header (written last) and the two flags really start being written.
+    let header = phase("header", factory, UPDATE, b..b + 128, installed);
+    let slack = |w: (u64, u64)| w.1 + 4 * (w.1 - w.0) + 64;
+    let h0 = header.first_write(bench, w_install.1 - 200, w_install.1 + 200)?;
+    let m0 = mark.first_write(bench, w_mark.0.saturating_sub(8), slack(w_mark))?;
+    let c0 = confirm.first_write(bench, w_confirm.0.saturating_sub(8), slack(w_confirm))?;
     println!(
-        "firmware chain: clean runs (1 tick = 40 instructions): install writes at ticks {}..{} \
-         ({ops} flash operations, header from about tick {header}); trial mark {}..{}, \
-         confirmation {}..{}",
+        "firmware chain: clean runs (1 tick = 40 instructions): install writes at ticks {}..{}, \
+         trial mark {}..{}, confirmation {}..{}; in cut runs the first unit of the header, the \
+         mark and the confirmation lands at ticks {h0}, {m0}, {c0}",
         w_install.0, w_install.1, w_mark.0, w_mark.1, w_confirm.0, w_confirm.1
     );
-    let mut phases: Vec<(&str, &[u8], &str, Vec<u64>)> = vec![
-        (
-            "install",
-            factory,
-            UPDATE,
-            spread(w_install.0, w_install.1, CUTS_INSTALL)
-                .chain(spread(header, w_install.1, CUTS_HEADER))
-                // Just after the header's last unit: the new slot is complete.
-                .chain([w_install.1 + 2])
-                .collect(),
-        ),
-        (
-            "trial mark",
-            installed,
-            "",
-            spread(w_mark.0, w_mark.1, CUTS_TRIAL).collect(),
-        ),
-        (
-            "confirmation",
-            installed,
-            "",
-            spread(w_confirm.0, w_confirm.1, CUTS_CONFIRM).collect(),
-        ),
-    ];
+    // Ticks per 4-byte unit (a flag is 16 units); the header's 32 units take as long as
+    // two flags, and its last point falls just after them.
+    let unit_span = |w: (u64, u64)| (w.1 - w.0 + 1).div_ceil(16);
+    let header_span = (2 * 16 + 1) * unit_span(w_confirm);
+    install_phase.ticks = spread(w_install.0, w_install.1, CUTS_INSTALL)
+        .chain(spread(h0, h0 + header_span, CUTS_HEADER))
+        .collect();
+    mark.ticks = spread(m0, m0 + 16 * unit_span(w_mark), CUTS_TRIAL).collect();
+    confirm.ticks = spread(c0, c0 + 16 * unit_span(w_confirm), CUTS_CONFIRM).collect();
+
     let (mut points, mut good) = (0, 0);
     let mut failures = Vec::new();
-    for (name, start, args, ticks) in &mut phases {
-        ticks.sort_unstable();
-        ticks.dedup();
+    for phase in [&mut install_phase, &mut mark, &mut confirm] {
+        phase.ticks.sort_unstable();
+        phase.ticks.dedup();
+        let name = phase.name;
+        // Restarts on v1 / v2; cuts that left the focus as before / torn / complete.
         let mut outcomes = [0usize; 2];
-        for &tick in ticks.iter() {
-            bench.put_flash(start)?;
-            let cut = bench.qemu(&bench.bootloader, tick, args)?;
+        let mut torn = [0usize; 3];
+        for &tick in &phase.ticks {
+            bench.put_flash(phase.start)?;
+            let cut = bench.qemu(&bench.bootloader, tick, phase.args)?;
             if cut.status != CUT {
                 failures.push(format!("{name}: the cut at tick {tick} did not land"));
                 continue;
             }
+            let now = bench.flash()?;
+            let focus = now.get(phase.focus.clone());
+            torn[if focus == phase.start.get(phase.focus.clone()) {
+                0
+            } else if focus == Some(&phase.after[..]) {
+                2
+            } else {
+                1
+            }] += 1;
             let again = bench.qemu(&bench.bootloader, 0, "")?;
             match started(&again) {
                 Some((v @ (1 | 2), _, _)) if chained(&again) && again.status == 0 => {
@@ -373,12 +418,16 @@ fn power_cuts(bench: &Bench, factory: &[u8], installed: &[u8]) -> Result<(usize,
             }
         }
         println!(
-            "firmware chain: {} cuts in the {name}: {} restarted on v1, {} on v2",
-            ticks.len(),
+            "firmware chain: {} cuts in the {name} ({} before its first write, {} inside, {} \
+             after its last): {} restarted on v1, {} on v2",
+            phase.ticks.len(),
+            torn[0],
+            torn[1],
+            torn[2],
             outcomes[0],
             outcomes[1]
         );
-        points += ticks.len();
+        points += phase.ticks.len();
     }
     println!("power cuts (chained boot): {points} points, {good} restarted a verified chain");
     if !failures.is_empty() || good != points {
@@ -388,13 +437,4 @@ fn power_cuts(bench: &Bench, factory: &[u8], installed: &[u8]) -> Result<(usize,
         )));
     }
     Ok((points, good))
-}
-
-/// The image length of the package in slot B of `flash` (header bytes 12..16).
-fn install_len(flash: &[u8]) -> usize {
-    let b = STANDARD.size() + SLOT;
-    flash
-        .get(b + 12..b + 16)
-        .and_then(|w| w.try_into().ok())
-        .map_or(0, |w| u32::from_le_bytes(w) as usize)
 }
