@@ -38,11 +38,11 @@ use suitcase_boot::Mode;
 use suitcase_boot::update::{Floor, Updater};
 use suitcase_processor::cose::CoseMessage;
 use suitcase_processor::platform::{
-    Fetch, FetchError, KeyStore, NoClock, NoDecryptionKeys, NoInvoke, NoPolicy,
+    ComponentStorage, Fetch, FetchError, KeyStore, NoClock, NoDecryptionKeys, NoInvoke, NoPolicy,
 };
 use suitcase_processor::report::NoReport;
 use suitcase_processor::suit::Envelope;
-use suitcase_processor::{Platform, authenticate};
+use suitcase_processor::{Authenticated, Platform, UpdateSummary, authenticate};
 
 /// The trial image passed its self-test and confirmed itself.
 const EXIT_CONFIRMED: u32 = 20;
@@ -373,8 +373,28 @@ fn stage(
     let floor = updater.floor().map_err(|_| Refused::Boot)?;
     let mut slot = updater.stage(&COMPONENT).map_err(|_| Refused::Boot)?;
     let mut storage = suitcase_trust::staging(&mut slot, store, staged);
-    let updated = auth.update(&mut Platform {
-        storage: &mut storage,
+    let updated = update(&auth, &mut storage, fetch, floor);
+    if let Some(e) = storage.check.refused {
+        return Err(Refused::Store(e));
+    }
+    updated.map_err(|_| Refused::Processor)?;
+    let new = storage.accepted().map(<[u8]>::len);
+    slot.commit(envelope, Mode::Test)
+        .map_err(|_| Refused::Boot)?;
+    Ok(new)
+}
+
+/// Runs the update of `auth` as the agent does: components in `storage`, every fetch from
+/// `fetch`, the sequence number checked against the image counter's `floor`; no clock,
+/// invocation, reports, decryption or policy.
+fn update(
+    auth: &Authenticated<'_>,
+    storage: &mut dyn ComponentStorage,
+    fetch: &mut FileFetch<'_>,
+    floor: u64,
+) -> Result<UpdateSummary, suitcase_processor::Error> {
+    auth.update(&mut Platform {
+        storage,
         fetch,
         identity: &IDENTITY,
         rollback: &mut Floor(floor),
@@ -384,15 +404,7 @@ fn stage(
         decryption: &NoDecryptionKeys,
         policy: &mut NoPolicy,
         dependencies: None,
-    });
-    if let Some(e) = storage.check.refused {
-        return Err(Refused::Store(e));
-    }
-    updated.map_err(|_| Refused::Processor)?;
-    let new = storage.accepted().map(<[u8]>::len);
-    slot.commit(envelope, Mode::Test)
-        .map_err(|_| Refused::Boot)?;
-    Ok(new)
+    })
 }
 
 board::handlers!();

@@ -10,13 +10,11 @@
 
 use board::flash::HostFlash;
 use board::host::{Cmdline, Part, line};
-use board::{BootInfo, IDENTITY, LAYOUT};
+use board::{BootInfo, LAYOUT};
 use suitcase_boot::stage::{HEADER, IMAGE, Slot, StageError};
-use suitcase_boot::update::{Floor, Updater};
-use suitcase_processor::platform::{NoClock, NoDecryptionKeys, NoInvoke, NoPolicy};
-use suitcase_processor::report::NoReport;
+use suitcase_boot::update::Updater;
+use suitcase_processor::authenticate;
 use suitcase_processor::storage::{MemoryComponent, MemoryStorage};
-use suitcase_processor::{Platform, authenticate};
 
 use crate::{ENVELOPE_MAX, EXIT_REFUSED, EXIT_SETUP, FileFetch, read_envelope};
 
@@ -113,18 +111,7 @@ pub fn install(flash: &mut HostFlash<'_>, info: &BootInfo, envelope: &[u8], pack
         path: package,
         file: None,
     };
-    let updated = auth.update(&mut Platform {
-        storage: &mut storage,
-        fetch: &mut fetch,
-        identity: &IDENTITY,
-        rollback: &mut Floor(floor),
-        clock: &NoClock,
-        invoker: &mut NoInvoke,
-        reporter: &mut NoReport,
-        decryption: &NoDecryptionKeys,
-        policy: &mut NoPolicy,
-        dependencies: None,
-    });
+    let updated = crate::update(&auth, &mut storage, &mut fetch, floor);
     if let Some(f) = fetch.file {
         f.close();
     }

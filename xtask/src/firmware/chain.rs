@@ -13,7 +13,8 @@
 //! - power cuts at the second-stage install (its erase and writes, and densely over its
 //!   header, written last), at the first stage's trial mark and at the application's
 //!   confirmation: each cut is followed by a restart that must start a verified second
-//!   stage (v1 or v2) that boots the application.
+//!   stage (v1 or v2) that boots the application; every other restart is itself cut once
+//!   first.
 
 use std::fs;
 use std::path::Path;
@@ -380,7 +381,9 @@ fn power_cuts(bench: &Bench, factory: &[u8], installed: &[u8]) -> Result<(usize,
     mark.ticks = spread(m0, m0 + 16 * unit_span(w_mark), CUTS_TRIAL).collect();
     confirm.ticks = spread(c0, c0 + 16 * unit_span(w_confirm), CUTS_CONFIRM).collect();
 
-    let (mut points, mut good) = (0, 0);
+    // A whole boot that confirms v2 (the longest restart without an update).
+    let end = trial.number_after("exit at tick ").unwrap_or(w_confirm.1);
+    let (mut points, mut good, mut seconds) = (0, 0, 0);
     let mut failures = Vec::new();
     for phase in [&mut install_phase, &mut mark, &mut confirm] {
         phase.ticks.sort_unstable();
@@ -389,7 +392,7 @@ fn power_cuts(bench: &Bench, factory: &[u8], installed: &[u8]) -> Result<(usize,
         // Restarts on v1 / v2; cuts that left the focus as before / torn / complete.
         let mut outcomes = [0usize; 2];
         let mut torn = [0usize; 3];
-        for &tick in &phase.ticks {
+        for (index, &tick) in phase.ticks.iter().enumerate() {
             bench.put_flash(phase.start)?;
             let cut = bench.qemu(&bench.bootloader, tick, phase.args)?;
             if cut.status != CUT {
@@ -405,7 +408,19 @@ fn power_cuts(bench: &Bench, factory: &[u8], installed: &[u8]) -> Result<(usize,
             } else {
                 1
             }] += 1;
-            let again = bench.qemu(&bench.bootloader, 0, "")?;
+            // Every other point: the restart is cut too, at a point spread over a whole
+            // boot; then the run after it must chain.
+            let mut again = match (index % 2 == 1).then(|| 1 + tick.wrapping_mul(7919) % end) {
+                Some(second) => bench.qemu(&bench.bootloader, second, "")?,
+                None => bench.qemu(&bench.bootloader, 0, "")?,
+            };
+            if again.status == CUT {
+                seconds += 1;
+                if again.out.contains("halt") {
+                    failures.push(format!("{name}: the restart after tick {tick} halted"));
+                }
+                again = bench.qemu(&bench.bootloader, 0, "")?;
+            }
             match started(&again) {
                 Some((v @ (1 | 2), _, _)) if chained(&again) && again.status == 0 => {
                     good += 1;
@@ -429,6 +444,7 @@ fn power_cuts(bench: &Bench, factory: &[u8], installed: &[u8]) -> Result<(usize,
         );
         points += phase.ticks.len();
     }
+    println!("firmware chain: {seconds} of the points cut the restart too (then one more run)");
     println!("power cuts (chained boot): {points} points, {good} restarted a verified chain");
     if !failures.is_empty() || good != points {
         return Err(Failure(format!(
