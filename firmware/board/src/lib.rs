@@ -10,10 +10,14 @@
 //! - [`BootInfo`]: what the bootloader tells the image it starts;
 //! - [`trust_store`]: the trust store both verify against, from its two flash copies
 //!   ([`TRUST_AT`]; docs/trust-store.md);
-//! - [`stack`]: peak stack by painting.
+//! - [`stack`]: peak stack by painting;
+//! - [`start`]: the jump into a verified image;
+//! - with feature `chain` (docs/boot.md §11): the second-stage slots ([`STAGE2_AT`],
+//!   [`stages`]), the first stage's ROM-key check (`rom_verify`) and its [`Handover`].
 //!
-//! Everything here is safe code except the raw semihosting traps in [`host`] and the
-//! fixed-address [`BootInfo`] accessors, each with its SAFETY comment.
+//! Everything here is safe code except the raw semihosting traps in [`host`], the
+//! fixed-address [`BootInfo`] and [`Handover`] accessors and [`start`], each with its
+//! SAFETY comment.
 #![no_std]
 
 pub mod flash;

@@ -50,8 +50,9 @@ fn main() -> ! {
         exit(EXIT_SETUP)
     };
     let painted = board::stack::paint();
-    // The chained second stage: the first stage armed the timer, whose count (and
-    // pending cut) must run on through this image and the application.
+    // Only the single-stage bootloader arms the timer: as the chained second stage, the
+    // first stage armed it, and its count (and a pending cut) must run on through this
+    // image and the application.
     #[cfg(not(feature = "stage2"))]
     {
         let mut syst = cp.SYST;
