@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crate::process::{self, Failure, command, require};
 use crate::{root, vectors};
 
+mod chain;
 mod device;
 mod migration;
 mod stage1;
@@ -94,6 +95,8 @@ pub struct Report {
     pub device: device::DeviceReport,
     /// The first stage of the updatable bootloader.
     pub stage1: Sizes,
+    /// The chained boot: first stage → second stage → application.
+    pub chain: chain::ChainReport,
     /// The migration build: crypto agility on the device.
     pub migration: migration::MigrationReport,
 }
@@ -183,14 +186,19 @@ pub fn build_and_measure() -> Result<Report, Failure> {
     );
 
     let device = device::run(&dir)?;
-    let stage1 = stage1::run(&dir)?;
-    let migration = migration::run(&dir, &dir.join("target").join("device"))?;
+    let device_dir = dir.join("target").join("device");
+    std::fs::create_dir_all(&device_dir)
+        .map_err(|e| Failure(format!("{}: {e}", device_dir.display())))?;
+    let (stage1, stage1_elf) = stage1::run(&dir, &device_dir)?;
+    let chain = chain::run(&dir, &stage1_elf)?;
+    let migration = migration::run(&dir, &device_dir)?;
     let report = Report {
         tests,
         probe_p256,
         probe_all,
         device,
         stage1,
+        chain,
         migration,
     };
     print_summary(&report);
@@ -232,12 +240,26 @@ fn print_summary(r: &Report) {
         a.rodata.saturating_sub(p.rodata)
     );
     println!(
-        "firmware: first stage of the updatable bootloader (SHA-256 + Ed25519 with salty + \
-         the choice table; compact SHA-2): .text + vectors {} B ({:.1} KiB; goal for a verifying \
-         bootloader <= 16 KiB), .rodata {} B; run in QEMU: the choice table passed",
+        "firmware: first stage of the updatable bootloader (SHA-256 + Ed25519 with salty, the \
+         choice table, flash file, copy and jump; compact SHA-2): .text + vectors {} B ({:.1} \
+         KiB; goal for a verifying bootloader <= 16 KiB), .rodata {} B, .data+.bss {} B",
         r.stage1.text,
         kib(r.stage1.text),
-        r.stage1.rodata
+        r.stage1.rodata,
+        r.stage1.ram
+    );
+    let c = &r.chain;
+    println!(
+        "firmware: chained boot: second stage (ES256 bootloader in its RAM window) .text {} B \
+         ({:.1} KiB), .rodata {} B, image {} B; first stage to hand-over (confirmed v1) {} \
+         instr; power cuts {} points, {} restarted a verified chain",
+        c.stage2.text,
+        kib(c.stage2.text),
+        c.stage2.rodata,
+        c.stage2_len,
+        c.stage1_boot,
+        c.cuts.0,
+        c.cuts.1
     );
     let d = &r.device;
     for (name, b) in [("ES256", d.boot_p256), ("Ed25519", d.boot_ed25519)] {

@@ -16,10 +16,19 @@
 //! | permanent, `update=` and `measure=1` given | time the envelope's COSE verification and `authenticate` | 0 |
 //! | otherwise | nothing | 0 |
 //!
+//! Built with feature `stage2` (the chained boot, docs/boot.md §11), it also looks after
+//! the second stage ([`stage2`]): a second stage on trial is confirmed first (unless
+//! `s2test=fail`: [`stage2::EXIT_NOT_CONFIRMED`]), and, permanent and given
+//! `stage2=<envelope file> payload=<package file>`, it installs the second-stage package
+//! the manifest carries ([`stage2::EXIT_INSTALLED`], or [`EXIT_REFUSED`]).
+//!
 //! Each exit is the "reset" after which xtask starts QEMU again on the same flash file.
 
 #![no_std]
 #![no_main]
+
+#[cfg(feature = "stage2")]
+mod stage2;
 
 use board::flash::HostFlash;
 use board::host::{Cmdline, File, Part, exit, line};
@@ -29,11 +38,11 @@ use suitcase_boot::Mode;
 use suitcase_boot::update::{Floor, Updater};
 use suitcase_processor::cose::CoseMessage;
 use suitcase_processor::platform::{
-    Fetch, FetchError, KeyStore, NoClock, NoDecryptionKeys, NoInvoke, NoPolicy,
+    ComponentStorage, Fetch, FetchError, KeyStore, NoClock, NoDecryptionKeys, NoInvoke, NoPolicy,
 };
 use suitcase_processor::report::NoReport;
 use suitcase_processor::suit::Envelope;
-use suitcase_processor::{Platform, authenticate};
+use suitcase_processor::{Authenticated, Platform, UpdateSummary, authenticate};
 
 /// The trial image passed its self-test and confirmed itself.
 const EXIT_CONFIRMED: u32 = 20;
@@ -112,15 +121,39 @@ fn main() -> ! {
             " (permanent)"
         }),
     ]);
+    #[cfg(feature = "stage2")]
+    if let Some(status) = stage2::on_boot(&mut flash, &info, &cmd) {
+        finish(&flash, painted, status)
+    }
     let status = if info.trial {
         trial(&mut flash, verdict == b"pass")
     } else if let (Some(update), Some(b"1")) = (cmd.value(b"update"), cmd.value(b"measure")) {
         measure(&mut flash, update)
     } else if let (Some(update), Some(payload)) = (cmd.value(b"update"), cmd.value(b"payload")) {
         install(&mut flash, update, payload)
+    } else if let Some(status) = install_stage2(&mut flash, &info, &cmd) {
+        status
     } else {
         0
     };
+    finish(&flash, painted, status)
+}
+
+/// The chained boot's second-stage update, when `stage2=` and `payload=` are given.
+#[cfg(feature = "stage2")]
+fn install_stage2(flash: &mut HostFlash<'_>, info: &BootInfo, cmd: &Cmdline) -> Option<u32> {
+    let (envelope, package) = cmd.value(b"stage2").zip(cmd.value(b"payload"))?;
+    Some(stage2::install(flash, info, envelope, package))
+}
+
+/// Without the chained boot there is no second stage to update.
+#[cfg(not(feature = "stage2"))]
+fn install_stage2(_: &mut HostFlash<'_>, _: &BootInfo, _: &Cmdline) -> Option<u32> {
+    None
+}
+
+/// The last line (flash window, ticks, stack) and the exit.
+fn finish(flash: &HostFlash<'_>, painted: board::stack::Painted, status: u32) -> ! {
     let (first, last) = flash.window().unwrap_or((0, 0));
     line(&[
         Part::S("app: flash writes at ticks "),
@@ -340,8 +373,28 @@ fn stage(
     let floor = updater.floor().map_err(|_| Refused::Boot)?;
     let mut slot = updater.stage(&COMPONENT).map_err(|_| Refused::Boot)?;
     let mut storage = suitcase_trust::staging(&mut slot, store, staged);
-    let updated = auth.update(&mut Platform {
-        storage: &mut storage,
+    let updated = update(&auth, &mut storage, fetch, floor);
+    if let Some(e) = storage.check.refused {
+        return Err(Refused::Store(e));
+    }
+    updated.map_err(|_| Refused::Processor)?;
+    let new = storage.accepted().map(<[u8]>::len);
+    slot.commit(envelope, Mode::Test)
+        .map_err(|_| Refused::Boot)?;
+    Ok(new)
+}
+
+/// Runs the update of `auth` as the agent does: components in `storage`, every fetch from
+/// `fetch`, the sequence number checked against the image counter's `floor`; no clock,
+/// invocation, reports, decryption or policy.
+fn update(
+    auth: &Authenticated<'_>,
+    storage: &mut dyn ComponentStorage,
+    fetch: &mut FileFetch<'_>,
+    floor: u64,
+) -> Result<UpdateSummary, suitcase_processor::Error> {
+    auth.update(&mut Platform {
+        storage,
         fetch,
         identity: &IDENTITY,
         rollback: &mut Floor(floor),
@@ -351,15 +404,7 @@ fn stage(
         decryption: &NoDecryptionKeys,
         policy: &mut NoPolicy,
         dependencies: None,
-    });
-    if let Some(e) = storage.check.refused {
-        return Err(Refused::Store(e));
-    }
-    updated.map_err(|_| Refused::Processor)?;
-    let new = storage.accepted().map(<[u8]>::len);
-    slot.commit(envelope, Mode::Test)
-        .map_err(|_| Refused::Boot)?;
-    Ok(new)
+    })
 }
 
 board::handlers!();

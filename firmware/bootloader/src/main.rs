@@ -11,6 +11,11 @@
 //!    file, so the bytes that run are a copy of the bytes that were verified, taken
 //!    from the same RAM copy of the flash in the same run.
 //!
+//! Built with feature `stage2`, it is the second stage of the chained boot (docs/boot.md
+//! §11): the first stage copied it to its window and started it, having armed the
+//! power-cut timer (which this build leaves running), and left a [`board::Handover`]
+//! saying which second-stage slot runs; it passes that on in [`BootInfo::stage2`].
+//!
 //! Prints one `boot:` line before the jump; exit statuses: [`EXIT_NO_IMAGE`] when no image
 //! verifies, [`EXIT_ERROR`] for a flash or layout error, [`EXIT_SETUP`] when the flash file
 //! or the key is missing, [`board::power::CUT_STATUS`] at a power cut, 101 on a panic,
@@ -37,7 +42,7 @@ const EXIT_SETUP: u32 = 5;
 
 #[entry]
 fn main() -> ! {
-    let Some(mut cp) = cortex_m::Peripherals::take() else {
+    let Some(cp) = cortex_m::Peripherals::take() else {
         exit(EXIT_SETUP)
     };
     let cmd = Cmdline::get();
@@ -45,7 +50,19 @@ fn main() -> ! {
         exit(EXIT_SETUP)
     };
     let painted = board::stack::paint();
-    power::arm(&mut cp.SYST, cmd.number(b"cut").unwrap_or(0));
+    // Only the single-stage bootloader arms the timer: as the chained second stage, the
+    // first stage armed it, and its count (and a pending cut) must run on through this
+    // image and the application.
+    #[cfg(not(feature = "stage2"))]
+    {
+        let mut syst = cp.SYST;
+        power::arm(&mut syst, cmd.number(b"cut").unwrap_or(0));
+    }
+    #[cfg(feature = "stage2")]
+    let Some(stage2) = board::Handover::load() else {
+        line(&[Part::S("boot: no hand-over from the first stage")]);
+        exit(EXIT_SETUP)
+    };
     let Some(mut flash) = HostFlash::open(cmd.value(b"flash").unwrap_or(b"flash.img"), mem) else {
         line(&[Part::S("boot: cannot open the flash file")]);
         exit(EXIT_SETUP)
@@ -129,20 +146,17 @@ fn main() -> ! {
         sequence: handover.sequence,
         trial: handover.trial,
         len: handover.len,
+        #[cfg(feature = "stage2")]
+        stage2: Some(stage2),
+        #[cfg(not(feature = "stage2"))]
+        stage2: None,
     }
     .store();
     // SAFETY: the window now holds exactly the image `boot` verified (signature, then
     // image-match over these bytes), read from the same RAM copy of the flash with
     // nothing in between. It is linked for this address (memory/app.x) and begins with
-    // its vector table: initial stack pointer, then reset handler. VTOR first, so that
-    // its exceptions (the power-cut SysTick among them) reach its own handlers; the
-    // barriers make the new table take effect before the jump.
-    unsafe {
-        cp.SCB.vtor.write(RAM_IMAGE);
-        cortex_m::asm::dsb();
-        cortex_m::asm::isb();
-        cortex_m::asm::bootload(RAM_IMAGE as *const u32)
-    }
+    // its vector table.
+    unsafe { board::start(&cp.SCB, RAM_IMAGE) }
 }
 
 board::handlers!();

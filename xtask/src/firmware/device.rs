@@ -720,7 +720,7 @@ pub(super) fn tagged(app: &[u8], name: &[u8], passes: bool) -> Vec<u8> {
 }
 
 /// The published ES256 test key.
-fn es256_key() -> Result<Signer, Failure> {
+pub(super) fn es256_key() -> Result<Signer, Failure> {
     let path = vectors::dir().join(vectors::SPEC).join("private_key.pem");
     let pem = fs::read_to_string(&path).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
     let key =
@@ -730,7 +730,7 @@ fn es256_key() -> Result<Signer, Failure> {
 
 /// Example 2 (fetch + install, validate by image-match, invoke) re-signed for `image`
 /// with sequence number `seq`.
-fn envelope(image: &[u8], seq: u64, signer: Signer) -> Result<Vec<u8>, Failure> {
+pub(super) fn envelope(image: &[u8], seq: u64, signer: Signer) -> Result<Vec<u8>, Failure> {
     let path = vectors::dir().join(vectors::SPEC).join("example2.suit");
     let example = fs::read(&path).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
     let env = Rewrite {
@@ -758,7 +758,7 @@ pub fn fits(geo: &Geometry, len: usize) -> Result<(), Failure> {
 
 /// A first trust store with `key` as its only key, root and operator (threshold 1),
 /// signed by it.
-fn single_key_store(mut k: trust::Key) -> Result<Vec<u8>, Failure> {
+pub(super) fn single_key_store(mut k: trust::Key) -> Result<Vec<u8>, Failure> {
     let family = k.family();
     trust::store(
         1,
