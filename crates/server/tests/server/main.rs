@@ -3,6 +3,8 @@
 //! device's own report encoder and signer.
 
 mod api;
+mod backend;
 mod campaign;
 mod common;
+mod curl;
 mod device;
