@@ -341,6 +341,8 @@ impl State {
         let attributes = c.attributes.as_ref().map(check_attributes).transpose()?;
         let _w = self.inner.writes.lock().await;
         let pool = &self.inner.store.pool;
+        // Not flushed to disk before the answer (`Store::relaxed`): the device repeats all
+        // of it at its next check-in, and one flush per check-in was the server's ceiling.
         sqlx::query(
             "UPDATE devices SET sequence_number = $1, last_seen = $2, attributes = COALESCE($3, attributes) WHERE id = $4",
         )
@@ -348,7 +350,7 @@ impl State {
         .bind(now())
         .bind(attributes)
         .bind(device)
-        .execute(pool)
+        .execute(&self.inner.store.relaxed)
         .await?;
         // Oldest campaign first (as Mender does): one rollout at a time per device.
         let rows: Vec<(String, String, i64, String)> = sqlx::query_as(
