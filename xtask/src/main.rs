@@ -3,8 +3,8 @@
 //! - `setup`: install what a fresh Debian machine lacks (apt packages for the
 //!   Cortex-M build, `cargo-fuzz`), only when missing.
 //! - `test`: everything CI checks, in order, stopping at the first failure
-//!   (setup, fmt, clippy, host tests, the Python check of the CLI's output, firmware,
-//!   fuzz).
+//!   (setup, fmt, clippy, host tests, the server's suite again on a throwaway PostgreSQL,
+//!   the Python check of the CLI's output, firmware, fuzz).
 //!   `.ci/run` calls exactly this.
 //! - `firmware`: generate the re-signed vectors, build `firmware/` with Debian's
 //!   toolchain, run its tests in QEMU, report sizes, stack and device counts.
