@@ -372,8 +372,29 @@ impl Server {
 /// nginx serving one directory statically on a free loopback port, in the foreground
 /// (`daemon off`), with every path of its own in `dir`.
 struct Nginx {
-    _child: Killed,
+    child: Child,
     url: String,
+}
+
+impl Drop for Nginx {
+    /// SIGTERM (nginx's fast shutdown), by the master's own pid: the master stops its
+    /// workers. A SIGKILL would leave the workers running and listening, orphaned.
+    fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let termed = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        let started = Instant::now();
+        while termed && started.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Nginx {
@@ -407,10 +428,14 @@ impl Nginx {
             .stdin(Stdio::null());
         let line = process::display(&cmd);
         println!("$ {line}");
-        let child = Killed(
-            cmd.spawn()
-                .map_err(|e| Failure(format!("cannot start `{line}`: {e}")))?,
-        );
+        let child = cmd
+            .spawn()
+            .map_err(|e| Failure(format!("cannot start `{line}`: {e}")))?;
+        // From here on, Drop stops it whatever happens.
+        let nginx = Nginx {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
         let version = nginx_version();
         let started = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -421,10 +446,7 @@ impl Nginx {
             std::thread::sleep(Duration::from_millis(20));
         }
         println!("bench-fleet: {version} on 127.0.0.1:{port}");
-        Ok(Nginx {
-            _child: child,
-            url: format!("http://127.0.0.1:{port}"),
-        })
+        Ok(nginx)
     }
 }
 
