@@ -3,18 +3,22 @@
 //! - `setup`: install what a fresh Debian machine lacks (apt packages for the
 //!   Cortex-M build, `cargo-fuzz`), only when missing.
 //! - `test`: everything CI checks, in order, stopping at the first failure
-//!   (setup, fmt, clippy, host tests, the Python check of the CLI's output, firmware,
-//!   fuzz).
+//!   (setup, fmt, clippy, host tests, the server's suite again on a throwaway PostgreSQL,
+//!   the Python check of the CLI's output, firmware, fuzz).
 //!   `.ci/run` calls exactly this.
 //! - `firmware`: generate the re-signed vectors, build `firmware/` with Debian's
 //!   toolchain, run its tests in QEMU, report sizes, stack and device counts.
 //! - `bench`: the processor's criterion benchmarks and the firmware's device counts,
 //!   summarised in one table.
+//! - `bench-fleet`: the fleet server under load on loopback (check-ins on SQLite and
+//!   PostgreSQL, payload downloads next to nginx); not part of `test`.
 //! - `fuzz`: a short run of every cargo-fuzz target in `fuzz/`.
 
 mod bench;
+mod bench_fleet;
 mod firmware;
 mod fuzz;
+mod postgres;
 mod process;
 mod setup;
 mod vectors;
@@ -59,6 +63,19 @@ enum Command {
         #[arg(last = true)]
         criterion_args: Vec<String>,
     },
+    /// The fleet server under load on loopback (not a test): check-ins/s and latency on
+    /// SQLite and PostgreSQL, payload MB/s next to nginx.
+    BenchFleet {
+        /// Devices enrolled before the check-ins.
+        #[arg(long, default_value_t = 2000)]
+        devices: usize,
+        /// Seconds each load run lasts.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Concurrent check-in connections.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+    },
     /// Fuzz every target in `fuzz/` (or only those named) for a while each.
     Fuzz {
         /// Seconds to fuzz each target; 0 only replays the corpus.
@@ -79,6 +96,15 @@ fn main() -> ExitCode {
         } => test(quick, fuzz_seconds),
         Command::Firmware => firmware::run(),
         Command::Bench { criterion_args } => bench::run(&criterion_args),
+        Command::BenchFleet {
+            devices,
+            seconds,
+            connections,
+        } => bench_fleet::run(&bench_fleet::Load {
+            devices,
+            seconds,
+            connections,
+        }),
         Command::Fuzz { seconds, targets } => fuzz::run(seconds, &targets),
     };
     match result {
@@ -215,9 +241,11 @@ fn python_tests() -> Result<(), Failure> {
     }
 }
 
-/// Unit, integration and doc tests of the host workspace, every feature on.
+/// Unit, integration and doc tests of the host workspace, every feature on; then the
+/// server's integration suite again on a throwaway PostgreSQL cluster.
 fn host_tests() -> Result<(), Failure> {
-    if process::succeeds(process::command("cargo").args(["nextest", "--version"])) {
+    let nextest = process::succeeds(process::command("cargo").args(["nextest", "--version"]));
+    if nextest {
         process::cargo(&[
             "nextest",
             "run",
@@ -226,8 +254,37 @@ fn host_tests() -> Result<(), Failure> {
             "--no-tests=warn",
         ])?;
         // nextest does not run doctests.
-        process::cargo(&["test", "--doc", "--workspace", "--all-features"])
+        process::cargo(&["test", "--doc", "--workspace", "--all-features"])?;
     } else {
-        process::cargo(&["test", "--workspace", "--all-features"])
+        process::cargo(&["test", "--workspace", "--all-features"])?;
     }
+    server_tests_on_postgres(nextest)
+}
+
+/// The server's integration suite (`crates/server/tests/server`) on PostgreSQL: the same
+/// tests that just ran on SQLite, each in a database of its own on a cluster started here
+/// and removed afterwards (also on failure: [`postgres::Cluster`] cleans up on drop).
+/// `SUITCASE_TEST_POSTGRES_REQUIRED=1` makes a test fail rather than fall back to SQLite.
+fn server_tests_on_postgres(nextest: bool) -> Result<(), Failure> {
+    let cluster = postgres::Cluster::start(postgres::Durability::Throwaway)?;
+    println!(
+        "xtask: server suite on PostgreSQL: {} at {}",
+        cluster.version, cluster.url
+    );
+    let mut cmd = process::command("cargo");
+    if nextest {
+        cmd.args(["nextest", "run"]);
+    } else {
+        cmd.arg("test");
+    }
+    cmd.args([
+        "-p",
+        "suitcase-server",
+        "--all-features",
+        "--test",
+        "server",
+    ])
+    .env("SUITCASE_TEST_POSTGRES", &cluster.url)
+    .env("SUITCASE_TEST_POSTGRES_REQUIRED", "1");
+    process::run(&mut cmd)
 }

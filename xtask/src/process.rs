@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -147,5 +147,33 @@ pub fn require(path: &Path, what: &str) -> Result<(), Failure> {
         Ok(())
     } else {
         Err(Failure(format!("{what} not found at {}", path.display())))
+    }
+}
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// `suitcase-WHAT-PID` under the system temp dir, empty.
+    pub fn new(what: &str) -> Result<TempDir, Failure> {
+        let dir = std::env::temp_dir().join(format!("suitcase-{what}-{}", std::process::id()));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| Failure(format!("removing {}: {e}", dir.display())))?;
+        }
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Failure(format!("creating {}: {e}", dir.display())))?;
+        Ok(TempDir(dir))
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

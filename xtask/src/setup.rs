@@ -3,8 +3,8 @@
 
 use crate::process::{self, Failure, command, first_line};
 
-/// Debian packages the firmware build and run, the PKCS#11 tests and the dashboard
-/// test need.
+/// Debian packages the firmware build and run, the PKCS#11 tests, the dashboard
+/// test and the server's PostgreSQL and curl tests need.
 ///
 /// rustc-web/cargo-web (1.96, bookworm-security) build `core` from
 /// rust-web-src for thumbv7em: rustup may have no Arm target on these
@@ -22,6 +22,11 @@ const APT_PACKAGES: &[&str] = &[
     // The fleet dashboard's test loads the page in headless Chromium
     // (crates/cli/tests/cli/fleet.rs).
     "chromium",
+    // The server's integration suite runs a second time on PostgreSQL, on a throwaway
+    // cluster xtask starts (xtask/src/postgres.rs); `cargo xtask bench-fleet` too.
+    "postgresql",
+    // crates/server/tests/server/curl.rs: the real curl resumes a cut download.
+    "curl",
 ];
 
 /// PyPI packages the independent check of the CLI's output needs
@@ -39,20 +44,7 @@ const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 /// Checks and installs; see the module docs.
 pub fn run() -> Result<(), Failure> {
-    let mut missing = Vec::new();
-    for &package in APT_PACKAGES {
-        let installed = apt_installed(package)?;
-        println!(
-            "setup: apt {package:<24} {}",
-            if installed { "installed" } else { "missing" }
-        );
-        if !installed {
-            missing.push(package);
-        }
-    }
-    if !missing.is_empty() {
-        apt_install(&missing)?;
-    }
+    apt_ensure(APT_PACKAGES)?;
 
     match first_line(command("cargo").args(["fuzz", "--version"])) {
         Some(version) => println!("setup: {:<28} {version}", "cargo-fuzz"),
@@ -126,6 +118,25 @@ fn python_packages() -> Result<(), Failure> {
     // these test-only packages are fine there.
     args.push("--break-system-packages");
     process::run(command("python3").args(&args))
+}
+
+/// Installs the Debian packages of `packages` that are missing, one line per package.
+pub fn apt_ensure(packages: &[&str]) -> Result<(), Failure> {
+    let mut missing = Vec::new();
+    for &package in packages {
+        let installed = apt_installed(package)?;
+        println!(
+            "setup: apt {package:<24} {}",
+            if installed { "installed" } else { "missing" }
+        );
+        if !installed {
+            missing.push(package);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    apt_install(&missing)
 }
 
 fn apt_installed(package: &str) -> Result<bool, Failure> {

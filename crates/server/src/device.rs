@@ -404,6 +404,8 @@ impl State {
         // This check-in is written now: an older one still in memory must not follow it.
         self.seen().remove(device);
         let pool = &self.inner.store.pool;
+        // Not flushed to disk before the answer (`Store::relaxed`): the device repeats all
+        // of it at its next check-in, and one flush per check-in was the server's ceiling.
         sqlx::query(
             "UPDATE devices SET sequence_number = $1, last_seen = $2, attributes = COALESCE($3, attributes) WHERE id = $4",
         )
@@ -411,7 +413,7 @@ impl State {
         .bind(now())
         .bind(attributes)
         .bind(device)
-        .execute(pool)
+        .execute(&self.inner.store.relaxed)
         .await?;
         let rows = self.open_offers(device).await?;
         for (cid, _, _) in &rows {

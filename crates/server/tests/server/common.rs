@@ -327,18 +327,38 @@ pub fn enrol_body(
     })
 }
 
-/// The database of a test: the SQLite file in its directory (`None`), or, when
-/// `SUITCASE_TEST_POSTGRES` names a PostgreSQL server (`postgres://user@host:port`), a
-/// database of its own there, named after the directory so that a restart finds it again.
-async fn database_for(dir: &std::path::Path) -> Option<String> {
-    use sqlx::Connection as _;
-    let server = std::env::var("SUITCASE_TEST_POSTGRES").ok()?;
-    let name = format!(
+/// The PostgreSQL server the suite runs on (`SUITCASE_TEST_POSTGRES`), or `None` for
+/// SQLite. With `SUITCASE_TEST_POSTGRES_REQUIRED=1` (set by `cargo xtask test`, which
+/// starts the server) a missing variable fails the test instead of quietly falling back
+/// to SQLite, so a green run proves the PostgreSQL pass happened.
+pub fn postgres_server() -> Option<String> {
+    match std::env::var("SUITCASE_TEST_POSTGRES") {
+        Ok(server) if !server.is_empty() => Some(server),
+        _ if std::env::var("SUITCASE_TEST_POSTGRES_REQUIRED").as_deref() == Ok("1") => {
+            panic!("SUITCASE_TEST_POSTGRES_REQUIRED=1 but SUITCASE_TEST_POSTGRES is not set")
+        }
+        _ => None,
+    }
+}
+
+/// The PostgreSQL database name of the test whose directory is `dir`.
+pub fn database_name(dir: &std::path::Path) -> String {
+    format!(
         "suitcase_{}",
         hex::encode(
             &<sha2::Sha256 as sha2::Digest>::digest(dir.as_os_str().as_encoded_bytes())[..8]
         )
-    );
+    )
+}
+
+/// The database of a test: the SQLite file in its directory (`None`), or, when
+/// `SUITCASE_TEST_POSTGRES` names a PostgreSQL server (`postgres://user@host:port`), a
+/// database of its own there, named after the directory so that a restart finds it again.
+/// An unreachable server fails the test (the connection is unwrapped), never skips it.
+async fn database_for(dir: &std::path::Path) -> Option<String> {
+    use sqlx::Connection as _;
+    let server = postgres_server()?;
+    let name = database_name(dir);
     sqlx::any::install_default_drivers();
     let mut admin = sqlx::AnyConnection::connect(&format!("{server}/postgres"))
         .await

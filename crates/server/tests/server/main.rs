@@ -3,8 +3,10 @@
 //! device's own report encoder and signer.
 
 mod api;
+mod backend;
 mod campaign;
 mod coap;
 mod common;
+mod curl;
 mod device;
 mod trust;
