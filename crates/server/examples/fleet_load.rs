@@ -47,6 +47,7 @@ async fn main() -> Result<(), Error> {
         database,
         trust_anchors: vec![OwnedVerifyingKey::P256(*anchor.verifying_key())],
         require: None,
+        trust_store: None,
         max_upload: payload_bytes.max(1024),
     })
     .await?;

@@ -109,12 +109,43 @@ impl State {
         if token.is_empty() {
             return Err(ApiError::Unauthenticated);
         }
+        let hash = sha256_hex(token.as_bytes());
+        // Every device request starts here: a fleet checking in at thousands per second
+        // would otherwise make this read its busiest query.
+        if let Some(id) = locked(&self.inner.device_tokens).get(&hash) {
+            return Ok(Device { id: id.clone() });
+        }
         let row: Option<(String,)> = sqlx::query_as("SELECT id FROM devices WHERE token_hash = $1")
-            .bind(sha256_hex(token.as_bytes()))
+            .bind(&hash)
             .fetch_optional(&self.inner.store.pool)
             .await?;
         let (id,) = row.ok_or(ApiError::Unauthenticated)?;
+        let mut cache = locked(&self.inner.device_tokens);
+        // Bounded: one entry per live device token; a stray flood of distinct valid
+        // tokens cannot exist, but the bound costs nothing.
+        if cache.len() >= MAX_CACHED_TOKENS {
+            cache.clear();
+        }
+        cache.insert(hash, id.clone());
         Ok(Device { id })
+    }
+
+    /// Forgets the cached tokens of device `id` (its token was revoked or replaced).
+    /// Called after the database changed, so a lookup racing with it reads the new row.
+    pub(crate) fn forget_device_tokens(&self, id: &str) {
+        locked(&self.inner.device_tokens).retain(|_, d| d != id);
+    }
+}
+
+/// Most device tokens kept in [`State::device_for_token`]'s cache.
+const MAX_CACHED_TOKENS: usize = 1 << 20;
+
+/// A std mutex's guard; a poisoned one is used as is (the guarded maps are changed by
+/// single inserts and removals, never left half-updated).
+pub(crate) fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
     }
 }
 
@@ -211,6 +242,7 @@ impl State {
         if done.rows_affected() == 0 {
             return Err(ApiError::NotFound("device"));
         }
+        self.forget_device_tokens(id);
         tracing::info!(device = id, "device token revoked");
         Ok(())
     }

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use suitcase_cose::{CoseKind, CoseMessage, OwnedVerifyingKey};
 
+use crate::auth::locked;
 use crate::campaign::{self, Campaign};
 use crate::error::ApiError;
 use crate::{State, now, now_nanos, random_hex, sha256_hex};
@@ -302,32 +303,52 @@ impl State {
             }
         }
         tx.commit().await?;
+        // A re-enrolment replaced the token: the old one must stop working.
+        self.forget_device_tokens(&e.id);
         tracing::info!(device = e.id, "device enrolled");
         Ok(token)
     }
 
-    /// Whether `device` has an entry still to offer or to hear from in a running campaign.
+    /// Whether `device` may have an entry still to offer or to hear from in a running
+    /// campaign: an in-memory index of such devices, rebuilt (one query) when the
+    /// `offers` counter moved. A device only *gains* an open entry when a campaign is
+    /// created or resumed, and both move the counter after their commit, so the index
+    /// never says "no" for a device that has one as of the counter value it was built
+    /// at; a stale "yes" (an entry closed since) only sends the check-in down the full
+    /// path, which finds nothing.
     async fn has_open_entries(&self, device: &str) -> Result<bool, ApiError> {
-        let row: Option<(i64,)> = sqlx::query_as(
-            "SELECT 1 FROM campaign_devices cd JOIN campaigns c ON c.id = cd.campaign_id \
-             WHERE cd.device_id = $1 AND c.state = $2 AND cd.state IN ('pending', 'offered') \
-             LIMIT 1",
+        let generation = *self.inner.offers.borrow();
+        if let Some((g, set)) = &*locked(&self.inner.open_index)
+            && *g == generation
+        {
+            return Ok(set.contains(device));
+        }
+        let _one = self.inner.open_rebuild.lock().await;
+        // Read the counter before the query: a campaign committed after this read moves
+        // it again, and the next check-in rebuilds.
+        let generation = *self.inner.offers.borrow();
+        if let Some((g, set)) = &*locked(&self.inner.open_index)
+            && *g == generation
+        {
+            return Ok(set.contains(device));
+        }
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT cd.device_id FROM campaign_devices cd \
+             JOIN campaigns c ON c.id = cd.campaign_id \
+             WHERE c.state = $1 AND cd.state IN ('pending', 'offered')",
         )
-        .bind(device)
         .bind(campaign::RUNNING)
-        .fetch_optional(&self.inner.store.pool)
+        .fetch_all(&self.inner.store.pool)
         .await?;
-        Ok(row.is_some())
+        let set: std::collections::HashSet<String> = rows.into_iter().map(|(d,)| d).collect();
+        let open = set.contains(device);
+        *locked(&self.inner.open_index) = Some((generation, set));
+        Ok(open)
     }
 
     /// Idle check-ins not yet written: device → (sequence number, seen at).
     fn seen(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (i64, i64)>> {
-        // A panic while holding it cannot leave the map half-updated (single inserts and
-        // removes), so a poisoned lock is used as is.
-        match self.inner.seen.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        locked(&self.inner.seen)
     }
 
     /// Writes the idle check-ins kept in memory, in one transaction. A row is only moved

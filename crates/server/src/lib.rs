@@ -95,6 +95,14 @@ struct Inner {
     /// device is offered may have changed, so CoAP observers of `device/v1/offer` are
     /// re-checked (a counter, not the offers: each observer's own view is recomputed).
     offers: tokio::sync::watch::Sender<u64>,
+    /// Device tokens already looked up: SHA-256 of the token → device id (auth.rs). A
+    /// revocation or re-enrolment forgets the device's entries.
+    device_tokens: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// The devices with an open entry in a running campaign, as of an `offers` value
+    /// (device.rs, `has_open_entries`).
+    open_index: std::sync::Mutex<Option<(u64, std::collections::HashSet<String>)>>,
+    /// One rebuild of `open_index` at a time.
+    open_rebuild: tokio::sync::Mutex<()>,
 }
 
 impl State {
@@ -141,6 +149,9 @@ impl State {
                 writes: tokio::sync::Mutex::new(()),
                 seen: std::sync::Mutex::default(),
                 offers: tokio::sync::watch::Sender::new(0),
+                device_tokens: std::sync::Mutex::default(),
+                open_index: std::sync::Mutex::default(),
+                open_rebuild: tokio::sync::Mutex::new(()),
             }),
         };
         state.load_trust_store(config.trust_store).await?;
