@@ -337,15 +337,14 @@ fn print_summary(r: &Report) {
     }
     println!(
         "firmware: trust store on the device: v{} reached; store-update power cuts: {} \
-         points, {} ended whole and booted ({} kept v1)",
+         points, {} ended on a whole store v2 and booted",
         m.steps
             .iter()
             .map(u64::to_string)
             .collect::<Vec<_>>()
             .join(" → v"),
         m.cuts.0,
-        m.cuts.1,
-        m.cuts.2
+        m.cuts.1
     );
     if let Some(w) = r.worst_processor_stack() {
         println!(

@@ -139,19 +139,14 @@ impl Invoke for HandOver<'_> {
     }
 }
 
-/// Runs the SUIT invocation procedure (validate, load, invoke) of the envelope stored in
-/// `slot` against the image stored after it, with the rollback counter at `floor`.
-///
-/// The outer `Result` is the flash (a power loss must not be taken for a bad image); the
-/// inner one is the verdict.
-pub(crate) fn verify<F: NorFlash>(
+/// Reads the envelope stored in `slot` into `buf`; the envelope and the image length
+/// the header gives (both bounded, neither authenticated yet).
+pub(crate) fn read_envelope<'b, F: NorFlash>(
     f: &mut F,
     plan: &Plan,
-    cfg: &Config<'_>,
     slot: Slot,
-    floor: u64,
-    buf: &mut [u8],
-) -> Result<Result<Verified, Refusal>, BootError> {
+    buf: &'b mut [u8],
+) -> Result<Result<(&'b [u8], u32), Refusal>, BootError> {
     let at = slot.content(plan);
     let mut h = [0u8; HEADER_LEN];
     f.read(at, &mut h).map_err(flash)?;
@@ -170,6 +165,27 @@ pub(crate) fn verify<F: NorFlash>(
         return Ok(Err(Refusal::ImageTooLarge));
     }
     f.read(at + HEADER_LEN as u32, envelope).map_err(flash)?;
+    Ok(Ok((envelope, image_len)))
+}
+
+/// Runs the SUIT invocation procedure (validate, load, invoke) of the envelope stored in
+/// `slot` against the image stored after it, with the rollback counter at `floor`.
+///
+/// The outer `Result` is the flash (a power loss must not be taken for a bad image); the
+/// inner one is the verdict.
+pub(crate) fn verify<F: NorFlash>(
+    f: &mut F,
+    plan: &Plan,
+    cfg: &Config<'_>,
+    slot: Slot,
+    floor: u64,
+    buf: &mut [u8],
+) -> Result<Result<Verified, Refusal>, BootError> {
+    let at = slot.content(plan);
+    let (envelope, image_len) = match read_envelope(f, plan, slot, buf)? {
+        Ok(found) => found,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
     let auth = match authenticate(envelope, cfg.keys) {
         Ok(a) => a,
         Err(e) => return Ok(Err(Refusal::Processor(e))),

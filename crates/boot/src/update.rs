@@ -77,6 +77,24 @@ impl<'a, F: NorFlash> Updater<'a, F> {
         Counter::new(self.flash, self.plan)
     }
 
+    /// The envelope stored with the running image (the primary slot), read into `buf`;
+    /// `None` when the slot holds no image or the envelope does not fit `buf`. Not
+    /// authenticated here: the agent authenticates it before acting on it (the trust
+    /// store's roll-forward, docs/trust-store.md).
+    ///
+    /// # Errors
+    /// Flash errors.
+    pub fn running_envelope<'b>(
+        &mut self,
+        buf: &'b mut [u8],
+    ) -> Result<Option<&'b [u8]>, BootError> {
+        Ok(
+            crate::slot::read_envelope(self.flash, &self.plan, crate::slot::Slot::Primary, buf)?
+                .ok()
+                .map(|(envelope, _)| envelope),
+        )
+    }
+
     /// Starts staging an image of `component` (its encoded identifier). Refused while a
     /// swap, a trial or a revert is in progress: the secondary slot then holds the image
     /// a revert needs.

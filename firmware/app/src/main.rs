@@ -14,6 +14,7 @@
 //! | trial boot, self-test fails | nothing (the next boot reverts) | [`EXIT_SELF_TEST_FAILED`] |
 //! | permanent, `update=` and `payload=` given | what `Updater::install` does (authenticate with the trust store, fetch the payload into the staging slot, request a test swap), with a new trust store carried by the manifest checked on arrival and committed after the request | [`EXIT_STAGED`], or [`EXIT_REFUSED`] |
 //! | permanent, `update=` and `measure=1` given | time the envelope's COSE verification and `authenticate` | 0 |
+//! | permanent (first, before the rows below), its envelope carries a store never committed (a cut after the swap request) | commit it ([`roll_forward`]; also right after a confirm) | as below |
 //! | otherwise | nothing | 0 |
 //!
 //! Built with feature `stage2` (the chained boot, docs/boot.md §11), it also looks after
@@ -125,6 +126,10 @@ fn main() -> ! {
     if let Some(status) = stage2::on_boot(&mut flash, &info, &cmd) {
         finish(&flash, painted, status)
     }
+    // A permanent image first finishes a store commit a power cut interrupted.
+    if !info.trial {
+        roll_forward(&mut flash);
+    }
     let status = if info.trial {
         trial(&mut flash, verdict == b"pass")
     } else if let (Some(update), Some(b"1")) = (cmd.value(b"update"), cmd.value(b"measure")) {
@@ -181,10 +186,64 @@ fn trial(flash: &mut HostFlash<'_>, self_test_passed: bool) -> u32 {
     let confirmed = Updater::new(flash, &LAYOUT).and_then(|mut u| u.confirm());
     if confirmed.is_ok() {
         line(&[Part::S("app: self-test passed, confirmed")]);
+        // Permanent now: a store its envelope carries may be committed (never during the
+        // trial: a revert must find the old image verifiable under the store in force).
+        roll_forward(flash);
         EXIT_CONFIRMED
     } else {
         line(&[Part::S("app: confirm failed")]);
         EXIT_SETUP
+    }
+}
+
+/// The trust store's roll-forward (docs/trust-store.md, "A cut between the swap request
+/// and the store commit"): the envelope kept with the running, permanent image may carry
+/// a store the device never committed (the power failed after the swap request); commit
+/// it now. Returns whether it committed one. An envelope that does not name the
+/// trust-store component is skipped before any signature is checked, so an ordinary
+/// boot pays one scan of its envelope.
+fn roll_forward(flash: &mut HostFlash<'_>) -> bool {
+    let mut kept = [0u8; ENVELOPE_MAX];
+    let envelope =
+        match Updater::new(&mut *flash, &LAYOUT).and_then(|mut u| u.running_envelope(&mut kept)) {
+            Ok(Some(e)) => e,
+            _ => return false,
+        };
+    let id = suitcase_trust::TRUST_STORE_COMPONENT;
+    if !envelope.windows(id.len()).any(|w| w == id) {
+        return false;
+    }
+    let mut current = [0u8; board::STORE_MAX];
+    let Ok(store) = board::trust_store(&mut *flash, &mut current) else {
+        return false;
+    };
+    let Ok(auth) = authenticate(envelope, &store) else {
+        return false;
+    };
+    let Some(new) = suitcase_trust::pending(&store, &auth) else {
+        return false;
+    };
+    let committed = board::trust_area(&mut *flash).and_then(|mut area| {
+        area.load(&mut current)?;
+        area.commit(new)?;
+        Ok(area.load(&mut current)?.version())
+    });
+    match committed {
+        Ok(v) => {
+            line(&[
+                Part::S("app: trust store v"),
+                Part::N(v),
+                Part::S(" rolled forward from the running image's envelope"),
+            ]);
+            true
+        }
+        Err(e) => {
+            line(&[
+                Part::S("app: trust store roll-forward failed: "),
+                Part::S(board::trust_error(e)),
+            ]);
+            false
+        }
     }
 }
 

@@ -300,6 +300,17 @@ impl<'f, const W: usize, const E: usize> Device<'f, W, E> {
         })
     }
 
+    /// The envelope the primary slot keeps with the running image.
+    pub fn running_envelope(&mut self) -> Option<Vec<u8>> {
+        let layout = self.fx.layout();
+        let mut buf = vec![0u8; 8192];
+        Updater::new(&mut self.flash, &layout)
+            .unwrap()
+            .running_envelope(&mut buf)
+            .unwrap()
+            .map(<[u8]>::to_vec)
+    }
+
     pub fn confirm(&mut self) -> Result<(), BootError> {
         let layout = self.fx.layout();
         Updater::new(&mut self.flash, &layout)?.confirm()

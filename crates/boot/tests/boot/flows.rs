@@ -17,6 +17,12 @@ fn update_confirm_and_update_again() {
     assert!(dev.boot().unwrap().trial);
     dev.confirm().unwrap();
     assert_eq!(dev.boot().unwrap().sequence, SEQ_NEW);
+    // The envelope travels with its image: the agent reads it back (trust-store
+    // roll-forward).
+    assert_eq!(
+        dev.running_envelope().as_deref(),
+        Some(&fx.new.envelope[..])
+    );
     let third = Payload::new(2, 33, fx.new.image.len() - 3000, SEQ_NEW + 1, 0xFF);
     dev.install(&third, Mode::Test).unwrap();
     let h = dev.boot().unwrap();
