@@ -112,29 +112,48 @@ impl State {
         let hash = sha256_hex(token.as_bytes());
         // Every device request starts here: a fleet checking in at thousands per second
         // would otherwise make this read its busiest query.
-        if let Some(id) = locked(&self.inner.device_tokens).get(&hash) {
-            return Ok(Device { id: id.clone() });
-        }
+        let epoch = {
+            let cache = locked(&self.inner.device_tokens);
+            if let Some(id) = cache.tokens.get(&hash) {
+                return Ok(Device { id: id.clone() });
+            }
+            cache.epoch
+        };
         let row: Option<(String,)> = sqlx::query_as("SELECT id FROM devices WHERE token_hash = $1")
             .bind(&hash)
             .fetch_optional(&self.inner.store.pool)
             .await?;
         let (id,) = row.ok_or(ApiError::Unauthenticated)?;
         let mut cache = locked(&self.inner.device_tokens);
-        // Bounded: one entry per live device token; a stray flood of distinct valid
-        // tokens cannot exist, but the bound costs nothing.
-        if cache.len() >= MAX_CACHED_TOKENS {
-            cache.clear();
+        // A revocation or re-enrolment since the read may have made this row stale:
+        // answer from it (as a request that arrived a moment earlier would have been) but
+        // do not cache it, or a revoked token could live on in the cache.
+        if cache.epoch == epoch {
+            // Bounded: one entry per live device token; the bound costs nothing.
+            if cache.tokens.len() >= MAX_CACHED_TOKENS {
+                cache.tokens.clear();
+            }
+            cache.tokens.insert(hash, id.clone());
         }
-        cache.insert(hash, id.clone());
         Ok(Device { id })
     }
 
-    /// Forgets the cached tokens of device `id` (its token was revoked or replaced).
-    /// Called after the database changed, so a lookup racing with it reads the new row.
+    /// Forgets the cached tokens of device `id` (its token was revoked or replaced), and
+    /// moves the epoch so that a lookup which read the database before this change does
+    /// not cache what it read. Called after the database changed.
     pub(crate) fn forget_device_tokens(&self, id: &str) {
-        locked(&self.inner.device_tokens).retain(|_, d| d != id);
+        let mut cache = locked(&self.inner.device_tokens);
+        cache.epoch = cache.epoch.wrapping_add(1);
+        cache.tokens.retain(|_, d| d != id);
     }
+}
+
+/// The device token cache: SHA-256 of a token → device id, and an epoch moved by every
+/// revocation and re-enrolment.
+#[derive(Default)]
+pub(crate) struct TokenCache {
+    tokens: std::collections::HashMap<String, String>,
+    epoch: u64,
 }
 
 /// Most device tokens kept in [`State::device_for_token`]'s cache.

@@ -344,7 +344,13 @@ impl Coap {
             _ => return None,
         }
         let key = (peer, mid);
-        {
+        // Only POSTs are remembered: they change state (an enrolment uses its nonce, a
+        // report is recorded), so a retransmission must get the first answer, not run
+        // again. A GET is safe to run again (RFC 7252 §4.5), and remembering the many
+        // Block2 GETs of a download would push other devices' POST answers out of the
+        // bounded table within their retransmission window.
+        let remembered = req.header.code == MessageClass::Request(Method::Post);
+        if remembered {
             let mut t = self.tables.lock().await;
             if let Some((_, answer)) = t.remembered.get(&key) {
                 // The same answer again; none while the first copy is still being handled
@@ -361,7 +367,9 @@ impl Coap {
                 _ => t.mid(),
             };
             let answer = frame(&req, answer_mid, reply);
-            t.remember(key, Some(answer.clone()));
+            if remembered {
+                t.remember(key, Some(answer.clone()));
+            }
             answer
         };
         Some(answer)

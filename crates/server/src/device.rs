@@ -437,6 +437,18 @@ impl State {
         .execute(&self.inner.store.relaxed)
         .await?;
         let rows = self.open_offers(device).await?;
+        if rows.is_empty() {
+            // Its last entry closed (reported, timed out, campaign done): out of the index,
+            // or every later idle check-in would take this path. Under the write lock no
+            // campaign can give it an entry meanwhile; an index built at an older offers
+            // value is rebuilt anyway.
+            let generation = *self.inner.offers.borrow();
+            if let Some((g, set)) = &mut *locked(&self.inner.open_index)
+                && *g == generation
+            {
+                set.remove(device);
+            }
+        }
         for (cid, _, _) in &rows {
             self.evaluate_locked(cid).await?;
         }

@@ -97,7 +97,7 @@ struct Inner {
     offers: tokio::sync::watch::Sender<u64>,
     /// Device tokens already looked up: SHA-256 of the token → device id (auth.rs). A
     /// revocation or re-enrolment forgets the device's entries.
-    device_tokens: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    device_tokens: std::sync::Mutex<auth::TokenCache>,
     /// The devices with an open entry in a running campaign, as of an `offers` value
     /// (device.rs, `has_open_entries`).
     open_index: std::sync::Mutex<Option<(u64, std::collections::HashSet<String>)>>,
@@ -244,10 +244,16 @@ pub async fn serve_on(
         }
     });
     let flusher = state.clone();
+    // Stopped by a signal between flushes, not aborted: an abort inside a flush would
+    // lose the batch it had taken.
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let flushing = tokio::spawn(async move {
         let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
-            interval.tick().await;
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = stopped.changed() => return,
+            }
             if let Err(e) = flusher.flush().await {
                 tracing::warn!(error = %e, "writing check-ins failed");
             }
@@ -257,7 +263,8 @@ pub async fn serve_on(
         .with_graceful_shutdown(shutdown)
         .await;
     ticking.abort();
-    flushing.abort();
+    let _ = stop.send(true);
+    let _ = flushing.await;
     // The last idle check-ins, on a clean shutdown.
     if let Err(e) = state.flush().await {
         tracing::warn!(error = %e, "writing check-ins failed");

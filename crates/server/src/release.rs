@@ -132,7 +132,7 @@ impl State {
         let auth = suitcase_processor::authenticate(envelope, keys).map_err(|e| {
             ApiError::rejected(format!("envelope refused as a device would refuse it: {e}"))
         })?;
-        let trust_store = self.check_carried(store.as_ref(), &auth)?;
+        let trust_store = self.check_carried(store.as_ref(), envelope, &auth)?;
         let manifest = auth.manifest();
         let ids = ids_of(manifest)?;
         if !ids.vendors.iter().any(|v| v == vendor) {
@@ -234,13 +234,19 @@ impl State {
         let _w = self.inner.writes.lock().await;
         let checked = self.check_release(envelope, &vendor, &class).await?;
         let sha = self.inner.blobs.put(envelope).await?;
+        // The store's blob first, and its digest in the same row: a release that carries a
+        // store never exists without it (approving it must adopt the store).
+        let store_sha = match &checked.trust_store {
+            Some(store) => Some(self.inner.blobs.put(store).await?),
+            None => None,
+        };
         let id = format!("rel-{}", crate::random_hex(8)?);
         let images = serde_json::to_string(&checked.images)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         sqlx::query(concat!(
             "INSERT INTO releases (",
             release_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL)"
+            ", trust_store_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL, $12)"
         ))
         .bind(&id)
         .bind(name.to_string())
@@ -253,16 +259,9 @@ impl State {
         .bind(images)
         .bind(by.to_string())
         .bind(crate::now())
+        .bind(store_sha)
         .execute(&self.inner.store.pool)
         .await?;
-        if let Some(store) = &checked.trust_store {
-            let sha = self.inner.blobs.put(store).await?;
-            sqlx::query("UPDATE releases SET trust_store_sha256 = $1 WHERE id = $2")
-                .bind(sha)
-                .bind(&id)
-                .execute(&self.inner.store.pool)
-                .await?;
-        }
         tracing::info!(
             release = id,
             seq = checked.sequence_number,
@@ -280,34 +279,45 @@ impl State {
         by: &str,
     ) -> Result<serde_json::Value, ApiError> {
         let _w = self.inner.writes.lock().await;
-        // A release carrying a new trust store: adopting it is part of the approval,
-        // and a store the one in force no longer accepts fails the approval.
-        let carried: Option<(Option<String>, Option<String>)> =
-            sqlx::query_as("SELECT trust_store_sha256, approved_by FROM releases WHERE id = $1")
+        // A release carrying a new trust store: adopting it is part of the approval, in
+        // the same transaction (a crash between the two would leave a store in force
+        // whose release can never be approved), and a store the one in force no longer
+        // accepts fails the approval with nothing changed.
+        let carried: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT trust_store_sha256 FROM releases WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&self.inner.store.pool)
                 .await?;
-        let mut adopted = None;
-        if let Some((Some(sha), None)) = carried {
-            adopted = Some(self.adopt(id, &sha).await?);
-        }
+        let (carried,) = carried.ok_or(ApiError::NotFound("release"))?;
+        let mut tx = self.inner.store.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE releases SET approved_by = $1, approved_at = $2 WHERE id = $3 AND approved_by IS NULL",
         )
         .bind(by.to_string())
         .bind(crate::now())
         .bind(id)
-        .execute(&self.inner.store.pool)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
+            drop(tx);
             let v = self.release(id).await?;
             return Err(ApiError::Conflict(format!(
                 "already approved by {}",
                 v["approved_by"].as_str().unwrap_or("?")
             )));
         }
+        let adopted = match carried {
+            Some(sha) => Some(self.adopt(id, &sha, &mut tx).await?),
+            None => None,
+        };
+        tx.commit().await?;
+        let adopted_version = adopted.as_ref().map(|(v, _)| *v);
+        if let Some((version, store)) = adopted {
+            self.set_current_store(store);
+            tracing::info!(release = id, version, "trust store adopted");
+        }
         let mut v = self.release(id).await?;
-        if let Some(version) = adopted {
+        if let Some(version) = adopted_version {
             v["trust_store_adopted"] = serde_json::json!(version);
         }
         Ok(v)

@@ -57,9 +57,7 @@ impl State {
                         StartError::Trust("--trust-store is not signed by its own root threshold")
                     })?
                     .version();
-                self.record_store(&g, v, None)
-                    .await
-                    .map_err(|_| StartError::Trust("cannot record the trust store"))?;
+                self.record_given(&g, v).await?;
                 g
             }
             (Some(s), Some(g)) => {
@@ -83,9 +81,7 @@ impl State {
                             )
                         })?
                         .version();
-                    self.record_store(&g, v, None)
-                        .await
-                        .map_err(|_| StartError::Trust("cannot record the trust store"))?;
+                    self.record_given(&g, v).await?;
                     g
                 }
             }
@@ -111,6 +107,7 @@ impl State {
 
     async fn record_store(
         &self,
+        conn: &mut sqlx::AnyConnection,
         signed: &[u8],
         version: u64,
         release: Option<&str>,
@@ -123,9 +120,22 @@ impl State {
         .bind(sha)
         .bind(release.map(str::to_string))
         .bind(crate::now())
-        .execute(&self.inner.store.pool)
+        .execute(conn)
         .await?;
         Ok(())
+    }
+
+    /// Records a store given at start.
+    async fn record_given(&self, signed: &[u8], version: u64) -> Result<(), StartError> {
+        let mut conn = self.inner.store.pool.acquire().await?;
+        self.record_store(&mut conn, signed, version, None)
+            .await
+            .map_err(|_| StartError::Trust("cannot record the trust store"))
+    }
+
+    /// Puts `store` in force (after the transaction that recorded it committed).
+    pub(crate) fn set_current_store(&self, store: Vec<u8>) {
+        *self.current_store_slot() = Some(store);
     }
 
     /// Checks the store a release carries against the store in force; `Ok(None)` when
@@ -133,6 +143,7 @@ impl State {
     pub(crate) fn check_carried(
         &self,
         current: Option<&Store<'_>>,
+        envelope: &[u8],
         auth: &Authenticated<'_>,
     ) -> Result<Option<Vec<u8>>, ApiError> {
         let Some(current) = current else {
@@ -149,16 +160,31 @@ impl State {
                 ));
             }
         };
-        current
+        let next = current
             .verify_update(new)
             .map_err(|e| refused("the trust store this release carries is", e))?;
+        // Once the agent commits the new store, the bootloader verifies the staged image
+        // under it: the envelope must satisfy both policies (docs/trust-store.md), or a
+        // device could be left with an image its new store refuses.
+        suitcase_processor::authenticate(envelope, &next).map_err(|e| {
+            ApiError::rejected(format!(
+                "envelope refused under the trust store it carries (the bootloader checks the \
+                 staged image with it once committed): {e}"
+            ))
+        })?;
         Ok(Some(new.to_vec()))
     }
 
-    /// Called under the write lock when release `id` is approved: adopts the store it
-    /// carries (`sha`), checked again against the store in force (another store may have
-    /// been adopted since the upload). Returns the adopted version.
-    pub(crate) async fn adopt(&self, id: &str, sha: &str) -> Result<u64, ApiError> {
+    /// Called under the write lock, inside the approval's transaction `tx`, when release
+    /// `id` is approved: checks the store it carries (`sha`) again against the store in
+    /// force (another store may have been adopted since the upload) and records it in
+    /// `tx`. Returns its version and bytes, to be put in force once `tx` committed.
+    pub(crate) async fn adopt(
+        &self,
+        id: &str,
+        sha: &str,
+        tx: &mut sqlx::AnyConnection,
+    ) -> Result<(u64, Vec<u8>), ApiError> {
         let new = self.inner.blobs.get(sha).await?;
         let Some(current) = self.current_store() else {
             return Err(ApiError::Conflict(
@@ -171,10 +197,8 @@ impl State {
             .verify_update(&new)
             .map_err(|e| refused("the trust store this release carries is now", e))?
             .version();
-        self.record_store(&new, version, Some(id)).await?;
-        *self.current_store_slot() = Some(new);
-        tracing::info!(release = id, version, "trust store adopted");
-        Ok(version)
+        self.record_store(tx, &new, version, Some(id)).await?;
+        Ok((version, new))
     }
 
     /// `GET /api/v1/trust-store`: the store in force, or `{"mode": "anchors"}`.

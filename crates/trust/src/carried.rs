@@ -84,15 +84,58 @@ fn content_for<'a>(
             Command::SetComponentIndex(IndexArg::List(l)) => {
                 selected = l.iter().any(|i| i == index);
             }
-            Command::OverrideParameters(p) | Command::SetParameters(p) if selected => {
-                for param in p.iter() {
-                    if let Parameter::Content(bytes) = param {
-                        *found = Some(bytes);
+            Command::OverrideParameters(p) if selected => {
+                if let Some(bytes) = content(&p) {
+                    *found = Some(bytes);
+                }
+            }
+            // set-parameters does not replace a value already set (as in the processor).
+            Command::SetParameters(p) if selected && found.is_none() => {
+                *found = content(&p);
+            }
+            // Content set inside a try-each branch or a nested sequence depends on which
+            // branch runs, or on the selection inside it: not read statically.
+            Command::TryEach(t) => {
+                for branch in t.branches() {
+                    if sets_content(&branch.map_err(|_| ())?)? {
+                        return Err(());
                     }
                 }
             }
+            Command::RunSequence(q) if sets_content(&q)? => return Err(()),
             _ => {}
         }
     }
     Ok(())
+}
+
+/// The `content` parameter in `p`, if any.
+fn content<'a>(p: &suitcase_suit::Parameters<'a>) -> Option<&'a [u8]> {
+    p.iter().find_map(|param| match param {
+        Parameter::Content(bytes) => Some(bytes),
+        _ => None,
+    })
+}
+
+/// Whether `seq` (nested sequences included) sets a `content` parameter anywhere.
+fn sets_content(seq: &CommandSequence<'_>) -> Result<bool, ()> {
+    for item in seq.iter() {
+        let (_, cmd) = item.map_err(|_| ())?;
+        let nested = match cmd {
+            Command::OverrideParameters(p) | Command::SetParameters(p) => content(&p).is_some(),
+            Command::TryEach(t) => {
+                let mut any = false;
+                for branch in t.branches() {
+                    any |= sets_content(&branch.map_err(|_| ())?)?;
+                }
+                any
+            }
+            Command::RunSequence(q) => sets_content(&q)?,
+            _ => false,
+        };
+        if nested {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }

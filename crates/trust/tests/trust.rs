@@ -367,6 +367,41 @@ fn carried_reads_the_store_a_manifest_writes_and_only_that() {
     assert_eq!(suitcase_trust::pending(&store, &a), None);
     let a = suitcase_processor::authenticate(&without, &store).unwrap();
     assert_eq!(carried(&a), Carried::None);
+
+    // As the processor reads it: set-parameters does not replace content already set, and
+    // content set inside a try-each depends on the branch the device takes.
+    use suitcase_testkit::build::{bytes, encode, int, manifest, params, seq};
+    use suitcase_testkit::trust::{FW, STORE_ID};
+    let sign = |install: Vec<(i64, ciborium::Value)>| {
+        let m = encode(&manifest(
+            2,
+            &[&[FW], &STORE_ID],
+            &[],
+            None,
+            &[(20, seq(&install))],
+        ));
+        envelope(&m, &by(&[&k.operator, &k.author]))
+    };
+    let set_after = sign(vec![
+        (12, int(1)),
+        (20, params(&[(18, bytes(b"first"))])),
+        (19, params(&[(18, bytes(b"second"))])),
+    ]);
+    let a = suitcase_processor::authenticate(&set_after, &store).unwrap();
+    assert_eq!(carried(&a), Carried::Store(&b"first"[..]));
+    let in_try_each = sign(vec![
+        (12, int(1)),
+        (20, params(&[(18, bytes(b"first"))])),
+        (
+            15,
+            ciborium::Value::Array(vec![
+                seq(&[(20, params(&[(18, bytes(b"other"))]))]),
+                seq(&[(20, params(&[(18, bytes(b"third"))]))]),
+            ]),
+        ),
+    ]);
+    let a = suitcase_processor::authenticate(&in_try_each, &store).unwrap();
+    assert_eq!(carried(&a), Carried::Unreadable);
 }
 
 /// HSS-LMS: a key (height 5: 32 signatures) and a COSE_Sign1 signer. hbs-lms recurses

@@ -27,6 +27,13 @@ fn release(
     envelope(&m, &by(signers))
 }
 
+/// Uploads `env` as the author; it must be refused (422) with `why` in the message.
+async fn refused(f: &Fleet, env: &[u8], why: &str) {
+    let (status, v) = f.upload(&f.author, env, &CLASS).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["error"].as_str().unwrap().contains(why), "{v}");
+}
+
 #[tokio::test]
 async fn a_store_is_checked_adopted_rolled_out_as_a_campaign_and_revokes_the_stolen_key() {
     let k = keys();
@@ -41,35 +48,36 @@ async fn a_store_is_checked_adopted_rolled_out_as_a_campaign_and_revokes_the_sto
     );
 
     // The device's policy, not a flat anchor list: the author alone is not enough.
-    let (status, v) = f
-        .upload(&f.author, &release(2, b"x", None, &[&k.author]), &CLASS)
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-    assert!(v["error"].as_str().unwrap().contains("policy"), "{v}");
+    refused(&f, &release(2, b"x", None, &[&k.author]), "policy").await;
 
     // A store only one root key signed is refused at upload, as a device would.
     let new_author = p256(33);
     let weak = signed(&store_v(2, &k, &new_author), &[&k.roots[0]]);
-    let (status, v) = f
-        .upload(
-            &f.author,
-            &release(2, b"x", Some(&weak), &[&k.operator, &k.author]),
-            &CLASS,
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-    assert!(
-        v["error"]
-            .as_str()
-            .unwrap()
-            .contains("signed by 1 current root keys, 2 required"),
-        "{v}"
-    );
+    refused(
+        &f,
+        &release(2, b"x", Some(&weak), &[&k.operator, &k.author]),
+        "signed by 1 current root keys, 2 required",
+    )
+    .await;
 
     // The rotation: store v2 names a new author key (two roots signed it); the operator
     // and the old author ship it. Uploading does not adopt it; approving does.
     let v2 = signed(&store_v(2, &k, &new_author), &[&k.roots[0], &k.roots[2]]);
-    let rotation = release(2, b"rotated", Some(&v2), &[&k.operator, &k.author]);
+    // Signed for v1's policy only, it is refused: once the device commits v2, its
+    // bootloader checks the staged image under v2, where the old author no longer counts.
+    refused(
+        &f,
+        &release(2, b"rotated", Some(&v2), &[&k.operator, &k.author]),
+        "under the trust store it carries",
+    )
+    .await;
+    // Signed for both: the operator, the old author and the new one.
+    let rotation = release(
+        2,
+        b"rotated",
+        Some(&v2),
+        &[&k.operator, &k.author, &new_author],
+    );
     let (status, r) = f.upload(&f.author, &rotation, &CLASS).await;
     assert_eq!(status, StatusCode::CREATED, "{r}");
     let rid = r["id"].as_str().unwrap().to_string();
@@ -129,9 +137,7 @@ async fn a_store_is_checked_adopted_rolled_out_as_a_campaign_and_revokes_the_sto
 
     // The thief, even with the operator's signature, gets nothing past the server...
     let evil = release(3, b"evil", None, &[&k.operator, &stolen]);
-    let (status, v) = f.upload(&f.author, &evil, &CLASS).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-    assert!(v["error"].as_str().unwrap().contains("policy"), "{v}");
+    refused(&f, &evil, "policy").await;
     // ...nor past any device that took the campaign, were it delivered another way.
     for (_, d) in &mut fleet {
         assert_eq!(
@@ -162,7 +168,7 @@ async fn a_store_that_no_longer_applies_is_not_adopted_and_the_approval_fails() 
     let mut ids = Vec::new();
     for (seq_no, author) in [(2, p256(33)), (3, p256(34))] {
         let v2 = signed(&store_v(2, &k, &author), &[&k.roots[0], &k.roots[1]]);
-        let env = release(seq_no, b"r", Some(&v2), &[&k.operator, &k.author]);
+        let env = release(seq_no, b"r", Some(&v2), &[&k.operator, &k.author, &author]);
         let (status, r) = f.upload(&f.author, &env, &CLASS).await;
         assert_eq!(status, StatusCode::CREATED, "{r}");
         ids.push(r["id"].as_str().unwrap().to_string());
