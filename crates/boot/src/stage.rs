@@ -3,28 +3,28 @@
 //! like any component, by a manifest. This is how the bootloader's own algorithms and keys
 //! get replaced in the field (issue 8; docs/boot.md §11).
 //!
-//! The first stage needs only SHA-256 and one signature check with its own ROM key (the
-//! caller's `verify`): it never parses SUIT. A second-stage **package** is what the release
-//! engineer signs with that key and ships as the SUIT payload of the component
-//! [`STAGE2_COMPONENT`]:
+//! A second stage is described by a SUIT envelope like every other image (no header format
+//! of our own): the manifest for the component [`STAGE2_COMPONENT`] that the update agent
+//! processed is kept in the slot next to the image, and the first stage checks it with the
+//! minimal SUIT reading of [`read_envelope`] — one COSE_Sign1 (EdDSA) by its ROM key over
+//! the manifest digest, the manifest's sequence number, and the image digest and size of
+//! its shared sequence — before it hashes the image. The agent runs the full processor on
+//! the same envelope (which its trust store must authorise too) and, before it writes
+//! anything, this same check ([`PackageCheck`]), so what it installs is what the first
+//! stage will start.
 //!
 //! ```text
-//! package = header (112 bytes) || image
-//! header  0  magic "S2HD"    4
-//!         4  format 1, 0, 0, 0
-//!         8  version u32 LE        anti-rollback: an update must be newer than the running one
-//!        12  length  u32 LE        of the image
-//!        16  sha256  [32]          of the image
-//!        48  signature [64]        over bytes 0..48, by the first stage's key
-//! slot    0  header (112 bytes), written last: the slot is valid only once it is complete
-//!       128  tried      one write unit: programmed when the first stage starts a trial
-//!       192  confirmed  one write unit: programmed by the second stage after its self-test
-//!       256  image
+//! slot     0  (unused, erased)
+//!        128  tried      one write unit: programmed when the first stage starts a trial
+//!        192  confirmed  one write unit: programmed by the second stage after its self-test
+//!        256  envelope   the SUIT envelope (CBOR, self-delimiting, at most 1792 bytes),
+//!                        written last: the slot is valid only once it is complete
+//!       2048  image      the second stage, as the manifest's image-digest / image-size name it
 //! ```
 //!
 //! A flag unit is *set* when it is not all erased bytes, so a flag torn by a power cut reads
 //! as set: a torn "tried" counts as a trial that failed (the first stage falls back), a torn
-//! "confirmed" as a confirmation (the self-test had passed).
+//! "confirmed" as a confirmation (the self-test had passed). A torn envelope does not verify.
 
 use embedded_storage::nor_flash::NorFlash;
 use sha2::{Digest as _, Sha256};
@@ -38,39 +38,16 @@ pub const STAGE2_COMPONENT: &[u8] = &[
     b'2',
 ];
 
-/// Package header length.
-pub const HEADER: usize = 112;
-/// Length of the signed part of a header ([`signed_part`]).
-pub const SIGNED: usize = 48;
 const TRIED: u32 = 128;
 const CONFIRMED: u32 = 192;
+/// Where the envelope starts in a slot.
+pub const ENVELOPE: u32 = 256;
 /// Where the image starts in a slot.
-pub const IMAGE: u32 = 256;
-const MAGIC: [u8; 4] = *b"S2HD";
+pub const IMAGE: u32 = 2048;
+/// The largest envelope a slot holds.
+pub const ENVELOPE_MAX: usize = (IMAGE - ENVELOPE) as usize;
 const FLAG_UNIT: usize = 64;
 const CHUNK: usize = 256;
-
-/// The signed part of a package header (bytes 0..48): magic, format, version, image length
-/// and SHA-256. The release engineer's tool signs these bytes with the first stage's key;
-/// the first stage parses them back ([`Stages::choose`]).
-pub fn signed_part(version: u32, len: u32, digest: &[u8; 32]) -> [u8; SIGNED] {
-    let mut h = [0u8; SIGNED];
-    let fields: [&[u8]; 5] = [
-        &MAGIC,
-        &[1, 0, 0, 0],
-        &version.to_le_bytes(),
-        &len.to_le_bytes(),
-        digest,
-    ];
-    let mut at = 0;
-    for f in fields {
-        if let Some(dst) = h.get_mut(at..at + f.len()) {
-            dst.copy_from_slice(f);
-        }
-        at += f.len();
-    }
-    h
-}
 
 /// Which second-stage slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,9 +93,10 @@ pub enum StageError {
     Flash,
     /// The slots do not fit the flash, or are not sector-aligned.
     Layout,
-    /// The package is not a valid, signed package for this device.
+    /// The envelope does not verify with the first stage's key, or does not describe the
+    /// image (digest, size), or does not fit a slot.
     BadPackage,
-    /// The package is not newer than the running second stage.
+    /// The envelope's sequence number is not above the running second stage's.
     NotNewer,
 }
 
@@ -140,7 +118,8 @@ pub struct Stages<F> {
     erased: u8,
 }
 
-/// Checks the signature over a header's first 48 bytes with the first stage's key.
+/// Checks an Ed25519 signature (second argument) over a message (first: the COSE
+/// `Sig_structure`) with the first stage's ROM key.
 pub type Verify<'v> = &'v dyn Fn(&[u8], &[u8]) -> bool;
 
 impl<F: NorFlash> Stages<F> {
@@ -200,21 +179,24 @@ impl<F: NorFlash> Stages<F> {
             .map_err(|_| StageError::Flash)
     }
 
-    /// Reads and checks slot `s`: header, signature, image digest.
+    /// Reads and checks slot `s`: envelope ([`read_envelope`]), then the image digest.
     fn probe(&mut self, s: Slot, verify: Verify<'_>) -> Result<Option<Valid>, StageError> {
         let start = self.start(s);
-        let mut h = [0u8; HEADER];
+        let mut env = [0u8; ENVELOPE_MAX];
         self.flash
-            .read(start, &mut h)
+            .read(start + ENVELOPE, &mut env)
             .map_err(|_| StageError::Flash)?;
-        let Some((version, len, digest)) = parse(&h, self.size, verify) else {
+        let Some(signed) = read_envelope(&env, verify) else {
             return Ok(None);
         };
+        if signed.len == 0 || signed.len > self.size - IMAGE {
+            return Ok(None);
+        }
         let mut hasher = Sha256::new();
         let mut buf = [0u8; CHUNK];
         let mut off = 0u32;
-        while off < len {
-            let n = ((len - off) as usize).min(CHUNK);
+        while off < signed.len {
+            let n = ((signed.len - off) as usize).min(CHUNK);
             let part = buf.get_mut(..n).ok_or(StageError::Flash)?;
             self.flash
                 .read(start + IMAGE + off, part)
@@ -222,12 +204,12 @@ impl<F: NorFlash> Stages<F> {
             hasher.update(&*part);
             off += n as u32;
         }
-        if hasher.finalize().as_slice() != digest {
+        if hasher.finalize().as_slice() != signed.digest {
             return Ok(None);
         }
         Ok(Some(Valid {
-            version,
-            len,
+            version: signed.version,
+            len: signed.len,
             tried: self.flag(s, TRIED)?,
             confirmed: self.flag(s, CONFIRMED)?,
         }))
@@ -278,26 +260,30 @@ impl<F: NorFlash> Stages<F> {
         self.set_flag(running, CONFIRMED)
     }
 
-    /// Installs `package` into the slot that is not running (erase, image, header last),
-    /// after checking it is signed for this device and newer than `running_version`.
+    /// Installs a second stage into the slot that is not running (erase, image, envelope
+    /// last), after checking that `envelope` describes `image`, is signed by the first
+    /// stage's key and is newer than `running_version`.
     pub fn install(
         &mut self,
         running: Slot,
         running_version: u32,
-        package: &[u8],
+        envelope: &[u8],
+        image: &[u8],
         verify: Verify<'_>,
     ) -> Result<(), StageError> {
-        check(package, self.size, running_version, verify)?;
-        let (h, image) = package
-            .split_at_checked(HEADER)
-            .ok_or(StageError::BadPackage)?;
-        let target = running.other();
-        let start = self.start(target);
+        check(envelope, image, self.size, running_version, verify)?;
+        let start = self.start(running.other());
         self.flash
             .erase(start, start + self.size)
             .map_err(|_| StageError::Flash)?;
-        let mut at = start + IMAGE;
-        for part in image.chunks(CHUNK) {
+        self.write_padded(start + IMAGE, image)?;
+        // The envelope makes the slot valid: written last.
+        self.write_padded(start + ENVELOPE, envelope)
+    }
+
+    /// Writes `bytes` at `at`, the last chunk padded to whole write units.
+    fn write_padded(&mut self, mut at: u32, bytes: &[u8]) -> Result<(), StageError> {
+        for part in bytes.chunks(CHUNK) {
             let mut chunk = [0xFF; CHUNK];
             let n = part.len().div_ceil(F::WRITE_SIZE) * F::WRITE_SIZE;
             chunk
@@ -308,87 +294,397 @@ impl<F: NorFlash> Stages<F> {
             self.flash.write(at, unit).map_err(|_| StageError::Flash)?;
             at += part.len() as u32;
         }
-        // The header makes the slot valid: written last, padded to whole write units.
-        let mut header = [0xFF; 128];
-        header
-            .get_mut(..HEADER)
-            .ok_or(StageError::Flash)?
-            .copy_from_slice(h);
-        self.flash
-            .write(start, &header)
-            .map_err(|_| StageError::Flash)
+        Ok(())
     }
 }
 
-/// Whether `package` is a complete package signed for this device and newer than
-/// `running_version`.
+/// Whether `envelope` is a second-stage envelope signed for this device that describes
+/// `image`, fits a slot and is newer than `running_version`.
 fn check(
-    package: &[u8],
+    envelope: &[u8],
+    image: &[u8],
     slot_size: u32,
     running_version: u32,
     verify: Verify<'_>,
 ) -> Result<(), StageError> {
-    let (h, image) = package
-        .split_at_checked(HEADER)
-        .ok_or(StageError::BadPackage)?;
-    let (version, len, digest) = parse(h, slot_size, verify).ok_or(StageError::BadPackage)?;
-    if len as usize != image.len() || Sha256::digest(image).as_slice() != digest {
+    if envelope.len() > ENVELOPE_MAX {
         return Err(StageError::BadPackage);
     }
-    if version <= running_version {
+    let s = read_envelope(envelope, verify).ok_or(StageError::BadPackage)?;
+    if s.len as usize != image.len()
+        || s.len == 0
+        || s.len > slot_size - IMAGE
+        || Sha256::digest(image).as_slice() != s.digest
+    {
+        return Err(StageError::BadPackage);
+    }
+    if s.version <= running_version {
         return Err(StageError::NotNewer);
     }
     Ok(())
 }
 
-/// `(version, length, digest)` of a header whose magic, format, length and signature are
-/// right.
-fn parse<'h>(h: &'h [u8], slot_size: u32, verify: Verify<'_>) -> Option<(u32, u32, &'h [u8])> {
-    let signed = h.get(..SIGNED)?;
-    let signature = h.get(SIGNED..HEADER)?;
-    if h.get(..4)? != MAGIC || h.get(4)? != &1 {
-        return None;
-    }
-    let word = |at: usize| -> Option<u32> {
-        Some(u32::from_le_bytes(h.get(at..at + 4)?.try_into().ok()?))
-    };
-    let (version, len) = (word(8)?, word(12)?);
-    if len == 0 || len > slot_size - IMAGE || !verify(signed, signature) {
-        return None;
-    }
-    Some((version, len, h.get(16..48)?))
+/// What the first stage takes from a second-stage envelope that verifies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Signed {
+    /// The manifest's sequence number: the second stage's version (anti-rollback).
+    pub version: u32,
+    /// The image size (`suit-parameter-image-size`).
+    pub len: u32,
+    /// The image's SHA-256 (`suit-parameter-image-digest`).
+    pub digest: [u8; 32],
 }
 
-/// The check of a second-stage package while the update runs: signed with the first
-/// stage's key, complete, newer than the running second stage.
+/// CBOR tags: SUIT_Envelope_Tagged, COSE_Sign1_Tagged.
+const TAG_ENVELOPE: u64 = 107;
+const TAG_SIGN1: u64 = 18;
+/// COSE algorithms: EdDSA (polymorphic), Ed25519 (fully specified), SHA-256.
+const EDDSA: i64 = -8;
+const ED25519: i64 = -19;
+const SHA_256: i64 = -16;
+
+/// The first stage's reading of a SUIT envelope (the bytes after it are ignored: the slot's
+/// envelope area is read whole). It accepts exactly this, and refuses everything else:
+///
+/// - envelope `{2: auth, 3: manifest, …}` (tag 107 optional; other members skipped);
+/// - auth `[bstr .cbor [-16, bstr .size 32], * bstr]`: the digest must be the SHA-256 of
+///   the manifest bstr (head included, as SUIT digests it), and one of the blocks must
+///   be a COSE_Sign1 with `{1: -8}` (EdDSA) or `{1: -19}` (Ed25519) in its protected
+///   header and a detached payload
+///   whose signature over the `Sig_structure` (payload: the digest bstr's content)
+///   `verify` accepts — the ROM key's; other blocks (the operator's, in any algorithm)
+///   are for the update agent and are passed over;
+/// - manifest `{1: 1, 2: sequence number (≤ u32::MAX), 3: common, …}`;
+/// - common `{2: [STAGE2_COMPONENT], 4: shared sequence, …}`: one component, the second
+///   stage's;
+/// - the shared sequence holds only set-component-index 0, override-parameters, and the
+///   identity conditions vendor (1), class (2), image-match (3) and device (24), which
+///   the update agent evaluated before installing; override-parameters must set the image
+///   digest (SHA-256) and size exactly once between them. Anything that could make the
+///   digest depend on the device's state (try-each, set-parameters, …) is refused.
+pub fn read_envelope(envelope: &[u8], verify: Verify<'_>) -> Option<Signed> {
+    let mut d = Cbor::new(envelope);
+    d.tag(TAG_ENVELOPE)?;
+    let [auth, manifest] = d.fields([2, 3])?;
+    let whole = manifest?;
+    let manifest = Cbor::new(whole).bytes()?;
+    // auth: the digest first, then the signature blocks.
+    let mut a = Cbor::new(Cbor::new(auth?).bytes()?);
+    let blocks = a.array()?;
+    let payload = a.bytes()?;
+    let mut p = Cbor::new(payload);
+    if p.array()? != 2 || p.int()? != SHA_256 {
+        return None;
+    }
+    // The hasher as `probe` uses it (one copy of the code in the first stage).
+    let mut h = Sha256::new();
+    h.update(whole);
+    if p.bytes()? != h.finalize().as_slice() {
+        return None;
+    }
+    let mut signed = false;
+    for _ in 1..blocks {
+        let block = a.bytes()?;
+        signed = signed || rom_signed(block, payload, verify) == Some(true);
+    }
+    if !signed {
+        return None;
+    }
+    read_manifest(manifest)
+}
+
+/// Whether `block` is a COSE_Sign1 (EdDSA, detached payload) that `verify` accepts over
+/// `payload`; `None` when it is not shaped so (another verifier's block).
+fn rom_signed(block: &[u8], payload: &[u8], verify: Verify<'_>) -> Option<bool> {
+    let mut c = Cbor::new(block);
+    c.tag(TAG_SIGN1)?;
+    if c.array()? != 4 {
+        return None;
+    }
+    let protected = c.bytes()?;
+    c.skip()?;
+    // A detached payload: null (major type 7, simple value 22).
+    if c.head()? != (7, 22) {
+        return None;
+    }
+    let signature = c.bytes()?;
+    let [alg] = Cbor::new(protected).fields([1])?;
+    let alg = Cbor::new(alg?).int()?;
+    if alg != EDDSA && alg != ED25519 {
+        return None;
+    }
+    // Sig_structure = ["Signature1", protected, h'', payload] (RFC 9052 §4.4), as
+    // suitcase_cose::encode_to_be_signed writes it, for the short strings a SUIT
+    // signature has (its closure-generic encoder is 0.6 KB here; this is a tenth).
+    let mut buf = [0u8; 128];
+    let mut w = Writer {
+        buf: &mut buf,
+        at: 0,
+    };
+    w.put(&[0x84, 0x6A])?;
+    w.put(b"Signature1")?;
+    w.bstr(protected)?;
+    w.put(&[0x40])?;
+    w.bstr(payload)?;
+    let at = w.at;
+    Some(verify(buf.get(..at)?, signature))
+}
+
+/// Appends to a buffer, failing when it is full.
+struct Writer<'b> {
+    buf: &'b mut [u8],
+    at: usize,
+}
+
+impl Writer<'_> {
+    #[inline(never)] // one copy: the first stage counts bytes
+    fn put(&mut self, bytes: &[u8]) -> Option<()> {
+        let end = self.at.checked_add(bytes.len())?;
+        self.buf.get_mut(self.at..end)?.copy_from_slice(bytes);
+        self.at = end;
+        Some(())
+    }
+
+    /// A byte string shorter than 256 bytes (head and content).
+    fn bstr(&mut self, bytes: &[u8]) -> Option<()> {
+        let n = u8::try_from(bytes.len()).ok()?;
+        if n < 24 {
+            self.put(&[0x40 | n])?;
+        } else {
+            self.put(&[0x58, n])?;
+        }
+        self.put(bytes)
+    }
+}
+
+/// The manifest part of [`read_envelope`].
+fn read_manifest(manifest: &[u8]) -> Option<Signed> {
+    let [version, sequence, common] = Cbor::new(manifest).fields([1, 2, 3])?;
+    if Cbor::new(version?).uint()? != 1 {
+        return None;
+    }
+    let version = u32::try_from(Cbor::new(sequence?).uint()?).ok()?;
+    let [components, shared] = Cbor::new(Cbor::new(common?).bytes()?).fields([2, 4])?;
+    // [STAGE2_COMPONENT]: array(1), then the identifier.
+    if components?.split_first() != Some((&0x81, STAGE2_COMPONENT)) {
+        return None;
+    }
+    let (mut digest, mut len) = (None, None);
+    let mut s = Cbor::new(Cbor::new(shared?).bytes()?);
+    let n = s.array()?;
+    if n % 2 != 0 {
+        return None;
+    }
+    for _ in 0..n / 2 {
+        match s.uint()? {
+            12 if s.uint()? == 0 => {}
+            1 | 2 | 3 | 24 => {
+                s.uint()?;
+            }
+            20 => {
+                let [d, l] = s.fields([3, 14])?;
+                if d.is_some() {
+                    if digest.is_some() {
+                        return None;
+                    }
+                    digest = d;
+                }
+                if l.is_some() {
+                    if len.is_some() {
+                        return None;
+                    }
+                    len = l;
+                }
+            }
+            _ => return None,
+        }
+    }
+    let mut d = Cbor::new(Cbor::new(digest?).bytes()?);
+    if d.array()? != 2 || d.int()? != SHA_256 {
+        return None;
+    }
+    Some(Signed {
+        version,
+        len: u32::try_from(Cbor::new(len?).uint()?).ok()?,
+        digest: <[u8; 32]>::try_from(d.bytes()?).ok()?,
+    })
+}
+
+/// The few CBOR reads the first stage needs, over definite lengths only (SUIT allows
+/// nothing else). Not minicbor: its decoder (indefinite lengths, UTF-8 checks, floats)
+/// took 4 KB of the 16 KiB the immutable first stage may have; this is a few hundred
+/// bytes. Every read is bounds-checked and returns `None` on anything unexpected.
+struct Cbor<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cbor<'a> {
+    fn new(b: &'a [u8]) -> Self {
+        Cbor { b, at: 0 }
+    }
+
+    /// Major type and argument of the next item (its head only); `None` for an
+    /// indefinite length, a reserved value or the end of the input.
+    #[inline(never)] // one copy, not one per call site: the first stage counts bytes
+    fn head(&mut self) -> Option<(u8, u64)> {
+        let first = *self.b.get(self.at)?;
+        self.at += 1;
+        let info = first & 0x1f;
+        let arg = match info {
+            0..=23 => u64::from(info),
+            24..=27 => {
+                let n = 1usize << (info - 24);
+                let bytes = self.b.get(self.at..self.at + n)?;
+                self.at += n;
+                bytes.iter().fold(0, |acc, &x| acc << 8 | u64::from(x))
+            }
+            _ => return None,
+        };
+        Some((first >> 5, arg))
+    }
+
+    /// The argument of the next item, which must be of major type `major`.
+    #[inline(never)] // one copy, not one per call site: the first stage counts bytes
+    fn expect(&mut self, major: u8) -> Option<u64> {
+        let (m, arg) = self.head()?;
+        (m == major).then_some(arg)
+    }
+
+    fn uint(&mut self) -> Option<u64> {
+        self.expect(0)
+    }
+
+    #[inline(never)] // one copy, not one per call site: the first stage counts bytes
+    fn int(&mut self) -> Option<i64> {
+        match self.head()? {
+            (0, a) => i64::try_from(a).ok(),
+            (1, a) => i64::try_from(a).ok().map(|a| -1 - a),
+            _ => None,
+        }
+    }
+
+    fn array(&mut self) -> Option<u64> {
+        self.expect(4)
+    }
+
+    fn map(&mut self) -> Option<u64> {
+        self.expect(5)
+    }
+
+    #[inline(never)] // one copy, not one per call site: the first stage counts bytes
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = usize::try_from(self.expect(2)?).ok()?;
+        let end = self.at.checked_add(n)?;
+        let s = self.b.get(self.at..end)?;
+        self.at = end;
+        Some(s)
+    }
+
+    /// Passes over tag `want` if the next item is tagged; any other tag fails.
+    fn tag(&mut self, want: u64) -> Option<()> {
+        if self.b.get(self.at)? >> 5 == 6 && self.expect(6)? != want {
+            return None;
+        }
+        Some(())
+    }
+
+    /// Reads a map and returns the encoded values of the unsigned-integer keys `keys`
+    /// (`None` for a key that is absent), skipping every other entry; a key in `keys` that
+    /// appears twice refuses the map.
+    fn fields<const N: usize>(&mut self, keys: [u64; N]) -> Option<[Option<&'a [u8]>; N]> {
+        let mut out = [None; N];
+        self.fields_into(&keys, &mut out)?;
+        Some(out)
+    }
+
+    #[inline(never)] // one copy for every map: the first stage counts bytes
+    fn fields_into(&mut self, keys: &[u64], out: &mut [Option<&'a [u8]>]) -> Option<()> {
+        for _ in 0..self.map()? {
+            let key = match self.b.get(self.at)? >> 5 {
+                0 => self.uint(),
+                _ => self.skip().map(|()| u64::MAX),
+            }?;
+            let at = self.at;
+            self.skip()?;
+            let value = self.b.get(at..self.at);
+            if let Some(i) = keys.iter().position(|&k| k == key) {
+                let slot = out.get_mut(i)?;
+                if slot.is_some() {
+                    return None;
+                }
+                *slot = value;
+            }
+        }
+        Some(())
+    }
+
+    /// Skips one whole item. Iterative (a count of items still to pass over), so nesting
+    /// costs no stack; every step consumes at least one byte, so it ends within the input.
+    #[inline(never)] // one copy, not one per call site: the first stage counts bytes
+    fn skip(&mut self) -> Option<()> {
+        let mut pending = 1u64;
+        while pending > 0 {
+            pending -= 1;
+            let (major, arg) = self.head()?;
+            match major {
+                2 | 3 => {
+                    let end = self.at.checked_add(usize::try_from(arg).ok()?)?;
+                    if end > self.b.len() {
+                        return None;
+                    }
+                    self.at = end;
+                }
+                4 => pending = pending.checked_add(arg)?,
+                5 => pending = pending.checked_add(arg.checked_mul(2)?)?,
+                6 => pending += 1,
+                _ => {}
+            }
+        }
+        Some(())
+    }
+}
+
+/// The check of a second-stage image while the update runs: `envelope` (the update's own)
+/// describes it and is signed with the first stage's key, and it is newer than the running
+/// second stage.
 pub struct PackageCheck<'s> {
     slot_size: u32,
     running_version: u32,
+    envelope: &'s [u8],
     verify: Verify<'s>,
-    /// Why the last package was refused.
+    /// Why the last image was refused.
     pub refused: Option<StageError>,
 }
 
 impl Accept for PackageCheck<'_> {
     fn accept(&mut self, bytes: &[u8]) -> bool {
-        self.refused = check(bytes, self.slot_size, self.running_version, self.verify).err();
+        self.refused = check(
+            self.envelope,
+            bytes,
+            self.slot_size,
+            self.running_version,
+            self.verify,
+        )
+        .err();
         self.refused.is_none()
     }
 }
 
-/// Storage for an update that may carry a second-stage package (component
-/// [`STAGE2_COMPONENT`], held in RAM and checked as its write finishes, so a bad package
-/// fails the update before the rollback counter moves). Once the update has succeeded,
-/// [`Stages::install`] writes [`Held::accepted`] into the inactive slot.
+/// Storage for an update that may carry a second stage (component [`STAGE2_COMPONENT`],
+/// held in RAM and checked as its write finishes, so a bad one fails the update before the
+/// rollback counter moves). Once the update has succeeded, [`Stages::install`] writes the
+/// envelope and [`Held::accepted`] into the inactive slot.
 pub type Stage2Storage<'s> = Held<'s, PackageCheck<'s>>;
 
 impl<F: NorFlash> Stages<F> {
-    /// A [`Stage2Storage`] over `inner` for an update run by the second stage of version
-    /// `running_version`.
+    /// A [`Stage2Storage`] over `inner` for the update `envelope`, run by the second stage
+    /// of version `running_version`.
     pub fn storage<'s>(
         &self,
         inner: &'s mut dyn ComponentStorage,
         running_version: u32,
+        envelope: &'s [u8],
         verify: Verify<'s>,
         buf: &'s mut [u8],
     ) -> Stage2Storage<'s> {
@@ -399,6 +695,7 @@ impl<F: NorFlash> Stages<F> {
             PackageCheck {
                 slot_size: self.size,
                 running_version,
+                envelope,
                 verify,
                 refused: None,
             },

@@ -20,8 +20,8 @@
 //! Built with feature `stage2` (the chained boot, docs/boot.md §11), it also looks after
 //! the second stage ([`stage2`]): a second stage on trial is confirmed first (unless
 //! `s2test=fail`: [`stage2::EXIT_NOT_CONFIRMED`]), and, permanent and given
-//! `stage2=<envelope file> payload=<package file>`, it installs the second-stage package
-//! the manifest carries ([`stage2::EXIT_INSTALLED`], or [`EXIT_REFUSED`]).
+//! `stage2=<envelope file> payload=<image file>`, it installs the second stage the
+//! manifest carries, with the envelope ([`stage2::EXIT_INSTALLED`], or [`EXIT_REFUSED`]).
 //!
 //! Each exit is the "reset" after which xtask starts QEMU again on the same flash file.
 

@@ -1,31 +1,33 @@
 //! The update agent's side of the chained boot (docs/boot.md §11): confirm the second stage
-//! that booted this image when it runs on trial, and install a second-stage package that a
-//! manifest carries (component `["suitcase", "stage2"]`) into the slot that is not running.
+//! that booted this image when it runs on trial, and install a second stage that a manifest
+//! carries (component `["suitcase", "stage2"]`) into the slot that is not running, with
+//! that manifest's envelope.
 //!
-//! The package is checked with the first stage's ROM key ([`board::rom_verify`]) as it arrives
-//! ([`suitcase_boot::stage::Stages::storage`]: held in RAM, refused at the end of its write,
-//! so a bad package fails the update) and written only once the whole update succeeded
-//! ([`suitcase_boot::stage::Stages::install`]: erase, image, header last). The next boot's
-//! first stage then starts it as a trial.
+//! The envelope must satisfy the trust store (the processor) and the first stage's own
+//! reading of it with its ROM key ([`board::rom_verify`]); the image is checked against it
+//! as it arrives ([`suitcase_boot::stage::Stages::storage`]: held in RAM, refused at the end
+//! of its write, so a bad one fails the update) and written only once the whole update
+//! succeeded ([`suitcase_boot::stage::Stages::install`]: erase, image, envelope last). The
+//! next boot's first stage then starts it as a trial.
 
 use board::flash::HostFlash;
 use board::host::{Cmdline, Part, line};
 use board::{BootInfo, LAYOUT};
-use suitcase_boot::stage::{HEADER, IMAGE, Slot, StageError};
+use suitcase_boot::stage::{IMAGE, Slot, StageError};
 use suitcase_boot::update::Updater;
 use suitcase_processor::authenticate;
 use suitcase_processor::storage::{MemoryComponent, MemoryStorage};
 
 use crate::{ENVELOPE_MAX, EXIT_REFUSED, EXIT_SETUP, FileFetch, read_envelope};
 
-/// The second-stage package is installed in the other slot: reset into the first stage.
+/// The second stage is installed in the other slot: reset into the first stage.
 pub const EXIT_INSTALLED: u32 = 25;
 /// The second stage runs on trial and its check failed (`s2test=fail`): not confirmed,
 /// so the first stage falls back to the previous one at the next boot.
 pub const EXIT_NOT_CONFIRMED: u32 = 26;
 
-/// The largest package a slot takes: its header and the image area.
-const PACKAGE_MAX: usize = HEADER + (board::STAGE2_SLOT - IMAGE) as usize;
+/// The largest second stage a slot takes.
+const PACKAGE_MAX: usize = (board::STAGE2_SLOT - IMAGE) as usize;
 
 fn slot_name(s: Slot) -> &'static str {
     match s {
@@ -72,8 +74,8 @@ pub fn on_boot(flash: &mut HostFlash<'_>, info: &BootInfo, cmd: &Cmdline) -> Opt
 }
 
 /// Authenticates the envelope in file `envelope` with the trust store, runs its update with
-/// the second-stage component held and checked in RAM (the payload fetched from file
-/// `package`), then installs the package into the slot that is not running.
+/// the second-stage component held and checked in RAM (the image fetched from file
+/// `package`), then installs the envelope and the image into the slot that is not running.
 #[inline(never)] // its package buffer must not add to the other paths' stack
 pub fn install(flash: &mut HostFlash<'_>, info: &BootInfo, envelope: &[u8], package: &[u8]) -> u32 {
     let Some(h) = info.stage2 else {
@@ -93,8 +95,10 @@ pub fn install(flash: &mut HostFlash<'_>, info: &BootInfo, envelope: &[u8], pack
         return EXIT_REFUSED;
     };
     // The manifest's sequence number must not be below the image's counter (read only: a
-    // second-stage update leaves the image's counter alone; the package version is the
-    // second stage's own anti-rollback).
+    // second-stage update leaves the image's counter alone; the same sequence number,
+    // above the running second stage's, is the second stage's own anti-rollback, which
+    // the first stage enforces at every boot). Sequence numbers are one series for all of
+    // a device's manifests (a release timestamp, as RFC 9019 suggests).
     let Ok(floor) = Updater::new(&mut *flash, &LAYOUT).and_then(|mut u| u.floor()) else {
         return EXIT_SETUP;
     };
@@ -106,7 +110,7 @@ pub fn install(flash: &mut HostFlash<'_>, info: &BootInfo, envelope: &[u8], pack
         components: &mut none,
     };
     let mut held = [0u8; PACKAGE_MAX];
-    let mut storage = stages.storage(&mut inner, h.version, &board::rom_verify, &mut held);
+    let mut storage = stages.storage(&mut inner, h.version, env, &board::rom_verify, &mut held);
     let mut fetch = FileFetch {
         path: package,
         file: None,
@@ -119,7 +123,7 @@ pub fn install(flash: &mut HostFlash<'_>, info: &BootInfo, envelope: &[u8], pack
         line(&[
             Part::S("app: second-stage package refused: "),
             Part::S(match e {
-                StageError::BadPackage => "not a package signed for this device",
+                StageError::BadPackage => "not signed for this device's first stage",
                 StageError::NotNewer => "not newer than the running second stage",
                 _ => "flash or layout",
             }),
@@ -130,11 +134,11 @@ pub fn install(flash: &mut HostFlash<'_>, info: &BootInfo, envelope: &[u8], pack
         line(&[Part::S("app: second-stage update refused by the processor")]);
         return EXIT_REFUSED;
     }
-    let Some(pkg) = storage.accepted() else {
+    let Some(image) = storage.accepted() else {
         line(&[Part::S("app: the update carried no second stage")]);
         return EXIT_REFUSED;
     };
-    match stages.install(h.slot, h.version, pkg, &board::rom_verify) {
+    match stages.install(h.slot, h.version, env, image, &board::rom_verify) {
         Ok(()) => {
             line(&[
                 Part::S("app: second stage installed in slot "),

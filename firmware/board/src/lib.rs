@@ -78,8 +78,8 @@ pub const TRUST_AT: u32 = (2 + 2 + PRIMARY_SECTORS + PRIMARY_SECTORS + 1) * SECT
 /// Offset of the two second-stage slots of the chained boot (docs/boot.md §11), after
 /// the trust store; slot A here, slot B one slot further.
 pub const STAGE2_AT: u32 = TRUST_AT + 2 * TRUST_COPY_SECTORS * SECTOR;
-/// Size of one second-stage slot: the package header (256 bytes with the flags) and a
-/// second stage of up to 96 KiB − 256 B (the ES256 bootloader is about 71 KB).
+/// Size of one second-stage slot: flags and envelope (2 KiB) and a second stage of up to
+/// 94 KiB (the ES256 bootloader is about 87 KB).
 pub const STAGE2_SLOT: u32 = 24 * SECTOR;
 /// Byte size of the flash file: state 2 + counter 2 + primary + secondary (one more) +
 /// the two trust-store copies.
@@ -98,13 +98,13 @@ pub fn stages<F: embedded_storage::nor_flash::NorFlash>(
 }
 
 /// The first stage's Ed25519 public key (the ROM key), written by xtask
-/// (`target/generated/stage1-rom.pub`; its private half signs second-stage packages).
+/// (`target/generated/stage1-rom.pub`; its private half signs second-stage manifests).
 #[cfg(feature = "chain")]
 static ROM_KEY: &[u8; 32] = include_bytes!("../../target/generated/stage1-rom.pub");
 
-/// The ROM key's check of a package header's signed bytes (`suitcase_boot::stage::Verify`):
-/// the first stage's before it starts a second stage, and the update agent's before it
-/// installs one, so both judge a package alike.
+/// The ROM key's check of a second-stage envelope's COSE_Sign1 (`suitcase_boot::stage::Verify`:
+/// the `Sig_structure`, the signature): the first stage's before it starts a second stage,
+/// and the update agent's before it installs one, so both judge an envelope alike.
 #[cfg(feature = "chain")]
 pub fn rom_verify(signed: &[u8], signature: &[u8]) -> bool {
     let (Ok(key), Ok(sig)) = (
@@ -260,7 +260,7 @@ const BOOT_INFO_MAGIC: u32 = u32::from_le_bytes(*b"SCbi");
 
 /// What the first stage tells the second stage it starts (the chained boot), and the
 /// second stage passes on to the application in [`BootInfo::stage2`]: which slot runs,
-/// its package version, whether it runs on trial (it must be confirmed, or the first
+/// its version (its manifest's sequence number), whether it runs on trial (it must be confirmed, or the first
 /// stage falls back at the next boot), its image length.
 ///
 /// At [`HANDOVER_AT`], five little-endian words: `"SCs2"`, slot (0 = A, 1 = B),
@@ -269,7 +269,7 @@ const BOOT_INFO_MAGIC: u32 = u32::from_le_bytes(*b"SCbi");
 pub struct Handover {
     /// The running slot.
     pub slot: suitcase_boot::stage::Slot,
-    /// Its package version.
+    /// Its version (its manifest's sequence number).
     pub version: u32,
     /// The first stage started it as a trial.
     pub trial: bool,

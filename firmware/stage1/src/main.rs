@@ -1,19 +1,23 @@
 //! The immutable first stage of the updatable bootloader (docs/boot.md §11), on a
-//! Cortex-M4 in QEMU: it needs SHA-256 and the first stage's Ed25519 ROM key (salty), and
-//! never parses SUIT.
+//! Cortex-M4 in QEMU: a SUIT bootloader reduced to what a boot needs — the envelope kept
+//! with each second stage, read by [`suitcase_boot::stage::read_envelope`] (one COSE_Sign1
+//! by its Ed25519 ROM key, with salty; the manifest digest; sequence number, image digest
+//! and size), and SHA-256 over the image.
 //!
 //! 1. Reads its command line (`flash=<file> cut=<ticks>`), arms the power-cut timer
 //!    ([`board::power`]; it keeps counting through the second stage and the application,
 //!    which do not re-arm it), opens the flash file ([`board::flash::HostFlash`]).
 //! 2. Runs [`Stages::choose`] over the two second-stage slots ([`board::STAGE2_AT`]):
-//!    the newest slot whose package verifies, as a trial (marked "tried" first) until it
+//!    the newest slot whose envelope and image verify, as a trial (marked "tried" first) until it
 //!    is confirmed; the other one when a trial was never confirmed.
 //! 3. Copies the chosen image into the window the second stage is linked for
 //!    ([`board::STAGE2_RAM`]), leaves a [`Handover`] at its end, points VTOR at it and
 //!    jumps. Nothing runs from a semihosting file, so the bytes that run are a copy of
 //!    the bytes that were verified, taken from the same RAM copy of the flash.
 //!
-//! Prints one `stage1:` line before the jump. Exit statuses: [`EXIT_HALT`] when no slot
+//! Prints one `stage1:` line before the jump (feature `log`, on by default and in every
+//! test run; without it the first stage prints nothing, as MCUboot's minimal build logs
+//! nothing: that is the build BENCHMARKS.md §3 sizes against MCUboot's 16 KiB). Exit statuses: [`EXIT_HALT`] when no slot
 //! verifies (the recovery state), [`EXIT_ERROR`] for a flash or layout error,
 //! [`EXIT_SETUP`] when the flash file is missing, [`board::power::CUT_STATUS`] at a
 //! power cut, 101 on a panic, 102 on a HardFault.
@@ -21,7 +25,7 @@
 #![no_main]
 
 use board::flash::HostFlash;
-use board::host::{Cmdline, Part, exit, line};
+use board::host::{Cmdline, Part, exit};
 use board::{HANDOVER_LEN, Handover, STAGE2_RAM, STAGE2_RAM_SIZE, power};
 use cortex_m_rt::entry;
 use embedded_storage::nor_flash::ReadNorFlash;
@@ -45,7 +49,7 @@ fn main() -> ! {
     };
     power::arm(&mut cp.SYST, cmd.number(b"cut").unwrap_or(0));
     let Some(flash) = HostFlash::open(cmd.value(b"flash").unwrap_or(b"flash.img"), mem) else {
-        line(&[Part::S("stage1: cannot open the flash file")]);
+        say(&[Part::S("stage1: cannot open the flash file")]);
         exit(EXIT_SETUP)
     };
     let Ok(mut stages) = board::stages(flash) else {
@@ -59,17 +63,17 @@ fn main() -> ! {
             len,
         }) => (slot, version, trial, len),
         Ok(Choice::Halt) => {
-            line(&[Part::S("stage1: no second stage verifies, halt")]);
+            say(&[Part::S("stage1: no second stage verifies, halt")]);
             exit(EXIT_HALT)
         }
         Err(_) => {
-            line(&[Part::S("stage1: flash or layout error")]);
+            say(&[Part::S("stage1: flash or layout error")]);
             exit(EXIT_ERROR)
         }
     };
     let mut flash = stages.into_inner();
     let (first, last) = flash.window().unwrap_or((0, 0));
-    line(&[
+    say(&[
         Part::S("stage1: second stage v"),
         Part::N(u64::from(version)),
         Part::S(if slot == Slot::A {
@@ -112,10 +116,20 @@ fn main() -> ! {
     }
     .store();
     // SAFETY: the one jump of the first stage. The window now holds exactly the image
-    // `choose` verified (SHA-256 against the header the ROM key signed), read from the
+    // `choose` verified (SHA-256 against the manifest the ROM key signed), read from the
     // same RAM copy of the flash with nothing in between, and the second stage is linked
     // for this address (memory/stage2.x), vector table first.
     unsafe { board::start(&cp.SCB, STAGE2_RAM) }
 }
+
+/// One diagnostics line on the semihosting console (feature `log`).
+#[cfg(feature = "log")]
+fn say(parts: &[Part<'_>]) {
+    board::host::line(parts);
+}
+
+/// Without feature `log`: nothing (and no decimal printer linked).
+#[cfg(not(feature = "log"))]
+fn say(_: &[Part<'_>]) {}
 
 board::handlers!();

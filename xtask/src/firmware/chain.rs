@@ -1,17 +1,17 @@
 //! `cargo xtask firmware`, the chained boot (docs/boot.md §11): the first stage
 //! (`firmware/stage1`, QEMU's `-kernel`) verifies and starts the second stage (the
-//! bootloader built with `--features stage2`, an `S2HD` package signed with the ROM key in
-//! a second-stage slot of the flash file), which boots the application as in the
-//! single-stage build.
+//! bootloader built with `--features stage2`, in a second-stage slot of the flash file with
+//! the envelope of its manifest, signed by the ROM key), which boots the application as in
+//! the single-stage build.
 //!
 //! - chain: stage1 → second stage v1 (slot A) → application A;
 //! - second-stage update by manifest (component `["suitcase", "stage2"]`): v1 → v2 in slot
 //!   B, a trial, confirmed by the application, v2 stays; a v2 that is never confirmed is
-//!   abandoned for v1; packages altered after signing or signed by another key are
-//!   refused by the update (the flash file unchanged), and one written into slot B anyway
-//!   is not started; no slot valid → the first stage halts;
+//!   abandoned for v1; an image altered after signing, or a manifest signed by another
+//!   Ed25519 key than the ROM key, is refused by the update (the flash file unchanged),
+//!   and written into slot B anyway is not started; no slot valid → the first stage halts;
 //! - power cuts at the second-stage install (its erase and writes, and densely over its
-//!   header, written last), at the first stage's trial mark and at the application's
+//!   envelope, written last), at the first stage's trial mark and at the application's
 //!   confirmation: each cut is followed by a restart that must start a verified second
 //!   stage (v1 or v2) that boots the application; every other restart is itself cut once
 //!   first.
@@ -20,18 +20,21 @@ use std::fs;
 use std::path::Path;
 use std::time::Instant;
 
+use suitcase_cose::Algorithm;
 use suitcase_cose::ed25519_dalek::SigningKey;
 use suitcase_testkit::build::{bytes, digest_of, encode, int, manifest, params, seq, text};
 use suitcase_testkit::resign::Signer;
 
 use super::device::{self, Bench, CUT, Run, SECTOR, STANDARD};
-use super::stage1::{package, rom_key};
+use super::stage1::rom_key;
 use super::{Sizes, sizes, trust};
 use crate::process::Failure;
 
 /// One second-stage slot (`board::STAGE2_SLOT`).
 const SLOT: usize = 24 * SECTOR;
-/// Where the image starts in a slot, and the confirmed flag (`suitcase_boot::stage`).
+/// Where the envelope and the image start in a slot, and the confirmed flag
+/// (`suitcase_boot::stage`).
+const ENVELOPE: usize = suitcase_boot::stage::ENVELOPE as usize;
 const IMAGE: usize = suitcase_boot::stage::IMAGE as usize;
 const CONFIRMED: usize = 192;
 /// Exit statuses: the application installed a second stage, or did not confirm one
@@ -40,8 +43,8 @@ const CONFIRMED: usize = 192;
 const INSTALLED: i32 = 25;
 const NOT_CONFIRMED: i32 = 26;
 const HALTED: i32 = 6;
-/// Power-cut points: evenly over the install's flash operations, densely over its header
-/// (its last write, 32 units) and just after it, over the trial mark and over the
+/// Power-cut points: evenly over the install's flash operations, densely over its envelope
+/// (its last write) and just after it, over the trial mark and over the
 /// confirmation (16 units each).
 const CUTS_INSTALL: u64 = 24;
 const CUTS_HEADER: u64 = 9;
@@ -84,9 +87,10 @@ fn chained(r: &Run) -> bool {
     started(r).is_some() && r.booted() == Some((1, false)) && r.app_runs_booted()
 }
 
-/// A manifest (sequence `seq_no`) whose install fetches `pkg` into the second-stage
-/// component and checks its digest, signed by `signer`.
-fn stage2_envelope(pkg: &[u8], seq_no: u64, signer: Signer) -> Vec<u8> {
+/// A manifest (sequence `seq_no`: the second stage's version) whose install fetches `pkg`
+/// into the second-stage component and checks its digest, signed by `signers` (the
+/// device's trust store authorises it for the agent, the ROM key for the first stage).
+fn stage2_envelope(pkg: &[u8], seq_no: u64, signers: &[Signer]) -> Vec<u8> {
     // 1 vendor, 2 class, 3 image-match / image-digest, 12 set-component-index, 14
     // image-size, 20 override-parameters, 21 fetch / uri; 15 = report policy.
     let shared = seq(&[
@@ -117,7 +121,15 @@ fn stage2_envelope(pkg: &[u8], seq_no: u64, signer: Signer) -> Vec<u8> {
         Some(shared),
         &[(20, install)],
     ));
-    suitcase_testkit::build::sign_raw_manifest(&m, &[signer])
+    suitcase_testkit::build::sign_raw_manifest(&m, signers)
+}
+
+/// A signer with Ed25519 `key` (the ROM key, or another).
+fn ed25519(key: &SigningKey) -> Signer {
+    Signer::Sign(
+        suitcase_cose::SigningKey::Ed25519(key.clone()),
+        Algorithm::EdDsa,
+    )
 }
 
 /// The second stage's image: the binary and a 16-byte tag naming its version, so v1 and
@@ -131,7 +143,7 @@ fn stage2_image(bin: &[u8], version: u8) -> Vec<u8> {
 }
 
 /// Builds, runs the scenarios and the power cuts.
-pub fn run(dir: &Path, stage1: &Path) -> Result<ChainReport, Failure> {
+pub fn run(dir: &Path, stage1: &Path, quiet: &Path) -> Result<ChainReport, Failure> {
     let work = dir.join("target").join("device").join("chain");
     fs::create_dir_all(&work).map_err(|e| Failure(format!("{}: {e}", work.display())))?;
     let mut report = ChainReport::default();
@@ -177,24 +189,25 @@ pub fn run(dir: &Path, stage1: &Path) -> Result<ChainReport, Failure> {
     let mut factory = device::factory(&STANDARD, &env_a, &image_a, &store)?;
     let stage2_at = factory.len();
     factory.resize(stage2_at + 2 * SLOT, 0xFF);
-    let pkg_v1 = package(1, &v1, &rom);
-    factory[stage2_at..stage2_at + 112].copy_from_slice(&pkg_v1[..112]);
+    let signers = [es256.clone(), ed25519(&rom)];
+    let env_v1 = stage2_envelope(&v1, 1, &signers);
+    factory[stage2_at + ENVELOPE..stage2_at + ENVELOPE + env_v1.len()].copy_from_slice(&env_v1);
     factory[stage2_at + CONFIRMED..stage2_at + CONFIRMED + 64].fill(0x5A);
     factory[stage2_at + IMAGE..stage2_at + IMAGE + v1.len()].copy_from_slice(&v1);
 
-    let pkg_v2 = package(2, &v2, &rom);
-    let mut altered = pkg_v2.clone();
+    let env_v2 = stage2_envelope(&v2, 2, &signers);
+    let mut altered = v2.clone();
     let last = altered.len() - 1;
     altered[last] ^= 0x01;
-    let foreign = package(2, &v2, &SigningKey::from_bytes(&[0x33; 32]));
+    let other = SigningKey::from_bytes(&[0x33; 32]);
+    let foreign = stage2_envelope(&v2, 2, &[es256.clone(), ed25519(&other)]);
 
     let bench = Bench {
         bootloader: kernel,
         work,
     };
-    let set = |pkg: &[u8], seq_no: u64| -> Result<(), Failure> {
-        let env = stage2_envelope(pkg, seq_no, es256.clone());
-        for (name, b) in [("stage2.suit", &env[..]), ("stage2.bin", pkg)] {
+    let set = |env: &[u8], image: &[u8]| -> Result<(), Failure> {
+        for (name, b) in [("stage2.suit", env), ("stage2.bin", image)] {
             let p = bench.work.join(name);
             fs::write(&p, b).map_err(|e| Failure(format!("{}: {e}", p.display())))?;
         }
@@ -225,11 +238,26 @@ pub fn run(dir: &Path, stage1: &Path) -> Result<ChainReport, Failure> {
     // The first boot of a factory file writes the bootloader's journal; from here on the
     // file as it is after that boot is the starting point.
     let factory = bench.flash()?;
+    // The first stage without diagnostics (the one BENCHMARKS.md sizes) chains the same.
+    let r = bench.qemu(quiet, 0, "")?;
+    print!("{}", r.out);
+    if r.status != 0
+        || started(&r).is_some()
+        || r.booted() != Some((1, false))
+        || !r.app_runs_booted()
+    {
+        return Err(Failure(format!(
+            "firmware chain: the first stage without diagnostics did not chain to the \
+             application silently (status {})",
+            r.status
+        )));
+    }
+    bench.put_flash(&factory)?;
     let kept = bench.work.join("factory.img");
     fs::write(&kept, &factory).map_err(|e| Failure(format!("{}: {e}", kept.display())))?;
 
     println!("firmware chain: second stage updated by a manifest (v1 → v2, trial, confirmed)");
-    set(&pkg_v2, 2)?;
+    set(&env_v2, &v2)?;
     expect(UPDATE, (1, 'A', false), INSTALLED)?;
     let installed = bench.flash()?;
     let trial = expect("", (2, 'B', true), 0)?;
@@ -243,23 +271,23 @@ pub fn run(dir: &Path, stage1: &Path) -> Result<ChainReport, Failure> {
     expect(",arg=s2test=fail", (2, 'B', true), NOT_CONFIRMED)?;
     expect("", (1, 'A', false), 0)?;
 
-    println!("firmware chain: altered and foreign packages are refused, and not started");
-    for (what, pkg) in [
-        ("altered after signing", &altered),
-        ("signed by another key", &foreign),
+    println!("firmware chain: altered and foreign second stages are refused, and not started");
+    for (what, env, image) in [
+        ("altered after signing", &env_v2, &altered),
+        ("signed by another key", &foreign, &v2),
     ] {
         bench.put_flash(&factory)?;
-        set(pkg, 2)?;
+        set(env, image)?;
         let r = expect(UPDATE, (1, 'A', false), device::REFUSED)?;
         if bench.flash()? != factory || !r.out.contains("package refused") {
             return Err(Failure(format!(
-                "firmware chain: the package {what} was not refused with the flash untouched"
+                "firmware chain: the second stage {what} was not refused with the flash untouched"
             )));
         }
         let mut forced = factory.clone();
         let b = stage2_at + SLOT;
-        forced[b..b + 112].copy_from_slice(&pkg[..112]);
-        forced[b + IMAGE..b + IMAGE + v2.len()].copy_from_slice(&pkg[112..]);
+        forced[b + ENVELOPE..b + ENVELOPE + env.len()].copy_from_slice(env);
+        forced[b + IMAGE..b + IMAGE + image.len()].copy_from_slice(image);
         bench.put_flash(&forced)?;
         expect("", (1, 'A', false), 0)?;
     }
@@ -280,8 +308,8 @@ pub fn run(dir: &Path, stage1: &Path) -> Result<ChainReport, Failure> {
     );
 
     let t0 = Instant::now();
-    set(&pkg_v2, 2)?;
-    report.cuts = power_cuts(&bench, &factory, &installed)?;
+    set(&env_v2, &v2)?;
+    report.cuts = power_cuts(&bench, &factory, &installed, env_v2.len())?;
     println!(
         "firmware chain: power cuts took {:.1} s",
         t0.elapsed().as_secs_f64()
@@ -331,7 +359,12 @@ impl Phase<'_> {
 }
 
 /// The power cuts; (points, points followed by a verified chain).
-fn power_cuts(bench: &Bench, factory: &[u8], installed: &[u8]) -> Result<(usize, usize), Failure> {
+fn power_cuts(
+    bench: &Bench,
+    factory: &[u8],
+    installed: &[u8],
+    envelope_len: usize,
+) -> Result<(usize, usize), Failure> {
     bench.put_flash(factory)?;
     let install = bench.qemu(&bench.bootloader, 0, UPDATE)?;
     bench.put_flash(installed)?;
@@ -359,24 +392,35 @@ fn power_cuts(bench: &Bench, factory: &[u8], installed: &[u8]) -> Result<(usize,
     let mut install_phase = phase("install", factory, UPDATE, b..b + SLOT, installed);
     let mut mark = phase("trial mark", installed, "", b + 128..b + 192, &marked);
     let mut confirm = phase("confirmation", installed, "", b + 192..b + 256, &marked);
-    // Where the header (written last) and the two flags really start being written.
-    let header = phase("header", factory, UPDATE, b..b + 128, installed);
+    // Where the envelope (written last) and the two flags really start being written.
+    let envelope = b + ENVELOPE..b + ENVELOPE + envelope_len;
+    let header = phase("envelope", factory, UPDATE, envelope, installed);
     let slack = |w: (u64, u64)| w.1 + 4 * (w.1 - w.0) + 64;
-    let h0 = header.first_write(bench, w_install.1 - 200, w_install.1 + 200)?;
+    // Ticks per 4-byte unit (a flag is 16 units); the envelope's units take as long, and
+    // its last point falls one unit after them.
+    let unit_span = |w: (u64, u64)| (w.1 - w.0 + 1).div_ceil(16);
+    let envelope_span = (envelope_len.div_ceil(4) as u64 + 1) * unit_span(w_confirm);
+    let h0 = header.first_write(
+        bench,
+        w_install.1.saturating_sub(2 * envelope_span + 200),
+        w_install.1 + 200,
+    )?;
     let m0 = mark.first_write(bench, w_mark.0.saturating_sub(8), slack(w_mark))?;
     let c0 = confirm.first_write(bench, w_confirm.0.saturating_sub(8), slack(w_confirm))?;
     println!(
         "firmware chain: clean runs (1 tick = 40 instructions): install writes at ticks {}..{}, \
-         trial mark {}..{}, confirmation {}..{}; in cut runs the first unit of the header, the \
+         trial mark {}..{}, confirmation {}..{}; in cut runs the first unit of the envelope, the \
          mark and the confirmation lands at ticks {h0}, {m0}, {c0}",
         w_install.0, w_install.1, w_mark.0, w_mark.1, w_confirm.0, w_confirm.1
     );
-    // Ticks per 4-byte unit (a flag is 16 units); the header's 32 units take as long as
-    // two flags, and its last point falls just after them.
-    let unit_span = |w: (u64, u64)| (w.1 - w.0 + 1).div_ceil(16);
-    let header_span = (2 * 16 + 1) * unit_span(w_confirm);
     install_phase.ticks = spread(w_install.0, w_install.1, CUTS_INSTALL)
-        .chain(spread(h0, h0 + header_span, CUTS_HEADER))
+        // `spread` stops short of its end by one step: the last point lands after the
+        // envelope's last unit.
+        .chain(spread(
+            h0,
+            h0 + envelope_span + envelope_span / CUTS_HEADER + 32,
+            CUTS_HEADER,
+        ))
         .collect();
     mark.ticks = spread(m0, m0 + 16 * unit_span(w_mark), CUTS_TRIAL).collect();
     confirm.ticks = spread(c0, c0 + 16 * unit_span(w_confirm), CUTS_CONFIRM).collect();

@@ -1,21 +1,27 @@
 //! The updatable bootloader (`suitcase_boot::stage`): the first stage's choice table, a
 //! second-stage update carried by a SUIT manifest, a new second stage that never confirms
 //! and is abandoned, refused packages, and a power cut (clean and torn, on both erased
-//! values) at every flash operation of an update, its trial boot and its confirmation.
+//! values) at every flash operation of an update, its trial boot and its confirmation; and
+//! the first stage's reading of an envelope ([`read_envelope`]): what it accepts, what it
+//! refuses, and that arbitrary bytes and bit flips never make it accept.
 
 use ciborium::Value;
 use sha2::{Digest as _, Sha256};
-use suitcase_boot::stage::{Choice, HEADER, IMAGE, STAGE2_COMPONENT, Slot, Stages, signed_part};
-use suitcase_cose::ed25519_dalek::{Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use suitcase_boot::stage::{
+    Choice, ENVELOPE_MAX, IMAGE, STAGE2_COMPONENT, Signed, Slot, Stages, read_envelope,
+};
+use suitcase_cose::Algorithm;
+use suitcase_cose::ed25519_dalek::{SigningKey, Verifier as _, VerifyingKey};
 use suitcase_flash_sim::{Fault, Geometry, Options, SimFlash};
 use suitcase_processor::platform::{
-    MemoryRollback, NoClock, NoDecryptionKeys, NoFetch, NoInvoke, NoPolicy, StaticIdentity,
-    StaticKeys, StorageError, TrustAnchor,
+    MemoryRollback, NoClock, NoDecryptionKeys, NoInvoke, NoPolicy, StaticIdentity, StaticKeys,
+    StorageError, TrustAnchor,
 };
 use suitcase_processor::report::NoReport;
 use suitcase_processor::storage::MemoryStorage;
 use suitcase_processor::{Error, Platform, authenticate};
-use suitcase_testkit::build::{bytes, encode, int, manifest, params, seq};
+use suitcase_testkit::build::{digest_of, encode, int, manifest, params, seq, text};
+use suitcase_testkit::lean::SliceFetch;
 use suitcase_testkit::resign::Signer;
 
 type Flash = SimFlash<4, 4096>;
@@ -33,14 +39,47 @@ fn verifier(key: VerifyingKey) -> impl Fn(&[u8], &[u8]) -> bool {
     }
 }
 
-/// A second-stage package: header signed by `key`, then `image`.
-fn package(version: u32, image: &[u8], key: &SigningKey) -> Vec<u8> {
-    let mut h = signed_part(version, image.len() as u32, &Sha256::digest(image).into()).to_vec();
-    let sig = key.sign(&h);
-    h.extend_from_slice(&sig.to_bytes());
-    assert_eq!(h.len(), HEADER);
-    h.extend_from_slice(image);
-    h
+/// A second stage: its envelope and its image. The manifest (sequence `version`) names the
+/// image's digest and size in its shared sequence (what the first stage reads), and its
+/// install fetches the image (what the agent runs); it is MACed by the operator (the
+/// agent's trust anchor) and signed by `key` (the first stage's ROM key).
+fn package(version: u32, image: &[u8], key: &SigningKey) -> (Vec<u8>, Vec<u8>) {
+    package_with(version, image, image, key)
+}
+
+/// [`package`], the manifest naming `named` while `image` is what is served.
+fn package_with(version: u32, named: &[u8], image: &[u8], key: &SigningKey) -> (Vec<u8>, Vec<u8>) {
+    let shared = seq(&[
+        (12, int(0)),
+        (
+            20,
+            params(&[(3, digest_of(named)), (14, int(named.len() as i64))]),
+        ),
+    ]);
+    let install = seq(&[
+        (20, params(&[(21, text("stage2"))])),
+        (21, int(15)),
+        (3, int(15)),
+    ]);
+    let id: &[&[u8]] = &[b"suitcase", b"stage2"];
+    let m = encode(&manifest(
+        u64::from(version),
+        &[id],
+        &[],
+        Some(shared),
+        &[(20, install)],
+    ));
+    let env = suitcase_testkit::build::sign_raw_manifest(
+        &m,
+        &[
+            Signer::Mac(OP_KEY.to_vec()),
+            Signer::Sign(
+                suitcase_cose::SigningKey::Ed25519(key.clone()),
+                Algorithm::EdDsa,
+            ),
+        ],
+    );
+    (env, image.to_vec())
 }
 
 fn image(version: u32) -> Vec<u8> {
@@ -56,8 +95,8 @@ fn stages(erased: u8) -> Stages<Flash> {
 fn factory(erased: u8) -> Stages<Flash> {
     let v = verifier(rom_key().verifying_key());
     let mut s = stages(erased);
-    s.install(Slot::B, 0, &package(1, &image(1), &rom_key()), &v)
-        .unwrap();
+    let (env, img) = package(1, &image(1), &rom_key());
+    s.install(Slot::B, 0, &env, &img, &v).unwrap();
     assert!(matches!(
         s.choose(&v).unwrap(),
         Choice::Run {
@@ -88,22 +127,14 @@ fn started_image(s: &mut Stages<Flash>, slot: Slot, len: u32) -> Vec<u8> {
 
 const OP_KEY: [u8; 32] = [0x61; 32];
 
-/// A manifest (sequence `seq_no`) writing `pkg` into the second-stage component,
-/// MACed with the operator key.
-fn stage2_manifest(seq_no: u64, pkg: &[u8]) -> Vec<u8> {
-    let comps: Vec<&[&[u8]]> = vec![&[b"suitcase", b"stage2"]];
-    let m = encode(&manifest(
-        seq_no,
-        &comps,
-        &[],
-        None,
-        &[(20, seq(&[(20, params(&[(18, bytes(pkg))])), (18, int(15))]))],
-    ));
-    suitcase_testkit::build::sign_raw_manifest(&m, &[Signer::Mac(OP_KEY.to_vec())])
-}
-
-/// The second stage's update agent: authenticate, update with `Stage2Storage`, commit.
-fn update(s: &mut Stages<Flash>, env: &[u8], rollback: &mut MemoryRollback) -> Result<bool, Error> {
+/// The second stage's update agent: authenticate `pkg`'s envelope, update with
+/// `Stage2Storage` (the image served at its URI), install.
+fn update(
+    s: &mut Stages<Flash>,
+    pkg: &(Vec<u8>, Vec<u8>),
+    rollback: &mut MemoryRollback,
+) -> Result<bool, Error> {
+    let (env, img) = pkg;
     let v = verifier(rom_key().verifying_key());
     let run = running(s);
     let anchors = [TrustAnchor {
@@ -120,7 +151,8 @@ fn update(s: &mut Stages<Flash>, env: &[u8], rollback: &mut MemoryRollback) -> R
         components: &mut comps,
     };
     let mut buf = vec![0u8; 8192];
-    let mut storage = s.storage(&mut inner, run.1, &v, &mut buf);
+    let mut storage = s.storage(&mut inner, run.1, env, &v, &mut buf);
+    let served = [("stage2", &img[..])];
     let identity = StaticIdentity {
         vendor: [0; 16],
         class: [0; 16],
@@ -129,7 +161,7 @@ fn update(s: &mut Stages<Flash>, env: &[u8], rollback: &mut MemoryRollback) -> R
     };
     a.update(&mut Platform {
         storage: &mut storage,
-        fetch: &mut NoFetch,
+        fetch: &mut SliceFetch::new(&served),
         identity: &identity,
         rollback,
         clock: &NoClock,
@@ -139,11 +171,11 @@ fn update(s: &mut Stages<Flash>, env: &[u8], rollback: &mut MemoryRollback) -> R
         policy: &mut NoPolicy,
         dependencies: None,
     })?;
-    // The update succeeded: install the package it carried, if any.
-    let Some(package) = storage.accepted().map(<[u8]>::to_vec) else {
+    // The update succeeded: install the second stage it carried, if any.
+    let Some(image) = storage.accepted().map(<[u8]>::to_vec) else {
         return Ok(false);
     };
-    s.install(run.0, run.1, &package, &v).unwrap();
+    s.install(run.0, run.1, env, &image, &v).unwrap();
     Ok(true)
 }
 
@@ -162,7 +194,7 @@ fn a_manifest_updates_the_second_stage_which_is_tried_then_confirmed() {
     let mut s = factory(0xFF);
     let mut rb = MemoryRollback(0);
     let pkg = package(2, &image(2), &rom_key());
-    assert!(update(&mut s, &stage2_manifest(1, &pkg), &mut rb).unwrap());
+    assert!(update(&mut s, &pkg, &mut rb).unwrap());
     // Next boot: v2 in slot B, as a trial.
     let c = s.choose(&v).unwrap();
     assert_eq!(
@@ -192,12 +224,7 @@ fn a_second_stage_that_does_not_confirm_is_abandoned_for_the_previous_one() {
     let v = verifier(rom_key().verifying_key());
     let mut s = factory(0x00);
     let mut rb = MemoryRollback(0);
-    update(
-        &mut s,
-        &stage2_manifest(1, &package(2, &image(2), &rom_key())),
-        &mut rb,
-    )
-    .unwrap();
+    update(&mut s, &package(2, &image(2), &rom_key()), &mut rb).unwrap();
     // The trial boot of v2 (tried is set) … and it never confirms (hangs, crashes).
     assert!(matches!(
         s.choose(&v).unwrap(),
@@ -224,19 +251,20 @@ fn packages_not_signed_for_this_device_or_not_newer_fail_the_update() {
     let mut s = factory(0xFF);
     let mut rb = MemoryRollback(0);
     let other_key = SigningKey::from_bytes(&[0x52; 32]);
-    let mut tampered = package(3, &image(3), &rom_key());
-    let n = tampered.len();
-    tampered[n - 1] ^= 1;
+    // The manifest names image 3; the image served (and checked by the agent's
+    // image-match only after the write) differs in one byte.
+    let mut tampered = image(3);
+    tampered[4999] ^= 1;
     for (i, pkg) in [
         package(2, &image(2), &other_key),
         package(1, &image(1), &rom_key()),
-        tampered,
-        b"short".to_vec(),
+        package_with(3, &image(3), &tampered, &rom_key()),
+        package_with(4, b"short", b"short", &other_key),
     ]
     .into_iter()
     .enumerate()
     {
-        let r = update(&mut s, &stage2_manifest(1 + i as u64, &pkg), &mut rb);
+        let r = update(&mut s, &pkg, &mut rb);
         assert_eq!(
             r,
             Err(Error::Storage(StorageError::Rejected)),
@@ -261,14 +289,14 @@ fn nothing_valid_halts_in_the_first_stage() {
 #[test]
 fn a_power_cut_at_every_operation_of_a_second_stage_update_leaves_a_bootable_stage() {
     let v = verifier(rom_key().verifying_key());
-    let pkg = package(2, &image(2), &rom_key());
+    let (env, img) = package(2, &image(2), &rom_key());
     let mut points = 0;
     let mut ended = [0u32; 2];
     for erased in [0xFF, 0x00] {
         // The clean run, to count operations: install, trial mark, confirm.
         let mut s = factory(erased);
         let base = s.flash().ops();
-        s.install(Slot::A, 1, &pkg, &v).unwrap();
+        s.install(Slot::A, 1, &env, &img, &v).unwrap();
         let _ = s.choose(&v).unwrap();
         s.confirm(Slot::B).unwrap();
         let total = s.flash().ops() - base;
@@ -280,7 +308,7 @@ fn a_power_cut_at_every_operation_of_a_second_stage_update_leaves_a_bootable_sta
                 s.flash().schedule(at, fault);
                 // The scenario, stopping at the first failure (the cut).
                 let _ = s
-                    .install(Slot::A, 1, &pkg, &v)
+                    .install(Slot::A, 1, &env, &img, &v)
                     .and_then(|()| s.choose(&v))
                     .and_then(|c| match c {
                         Choice::Run { slot, .. } => s.confirm(slot),
@@ -312,4 +340,162 @@ fn a_power_cut_at_every_operation_of_a_second_stage_update_leaves_a_bootable_sta
         "second stage: {points} cut points: {} started v1, {} started v2, none halted",
         ended[0], ended[1]
     );
+}
+
+fn rom_verifier() -> impl Fn(&[u8], &[u8]) -> bool {
+    verifier(rom_key().verifying_key())
+}
+
+#[test]
+fn the_first_stage_reads_version_size_and_digest_from_the_envelope() {
+    let (env, img) = package(7, &image(7), &rom_key());
+    assert!(env.len() <= ENVELOPE_MAX, "{} B", env.len());
+    let v = rom_verifier();
+    assert_eq!(
+        read_envelope(&env, &v),
+        Some(Signed {
+            version: 7,
+            len: 5000,
+            digest: Sha256::digest(&img).into(),
+        })
+    );
+    // The slot's envelope area is read whole: what follows the envelope is ignored.
+    let mut area = env.clone();
+    area.resize(ENVELOPE_MAX, 0xFF);
+    assert_eq!(read_envelope(&area, &v).map(|s| s.version), Some(7));
+}
+
+/// A manifest for the second stage with `shared` as its shared sequence and `components`,
+/// signed by the ROM key with `alg`.
+fn custom(shared: Value, components: &[&[&[u8]]], seq_no: u64, alg: Algorithm) -> Vec<u8> {
+    let m = encode(&manifest(seq_no, components, &[], Some(shared), &[]));
+    suitcase_testkit::build::sign_raw_manifest(
+        &m,
+        &[Signer::Sign(
+            suitcase_cose::SigningKey::Ed25519(rom_key()),
+            alg,
+        )],
+    )
+}
+
+#[test]
+fn the_first_stage_refuses_what_it_cannot_pin_down() {
+    let v = rom_verifier();
+    let img = image(1);
+    let size = int(img.len() as i64);
+    let stage2: &[&[u8]] = &[b"suitcase", b"stage2"];
+    let good = || {
+        seq(&[
+            (12, int(0)),
+            (20, params(&[(3, digest_of(&img)), (14, size.clone())])),
+        ])
+    };
+    // Both Ed25519 identifiers are accepted.
+    for alg in [Algorithm::EdDsa, Algorithm::Ed25519] {
+        assert!(read_envelope(&custom(good(), &[stage2], 1, alg), &v).is_some());
+    }
+    let refused: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "another component",
+            custom(good(), &[&[b"suitcase", b"app"]], 1, Algorithm::EdDsa),
+        ),
+        (
+            "two components",
+            custom(good(), &[stage2, stage2], 1, Algorithm::EdDsa),
+        ),
+        (
+            "a sequence number above u32",
+            custom(good(), &[stage2], 1 << 32, Algorithm::EdDsa),
+        ),
+        (
+            "no image size",
+            custom(
+                seq(&[(20, params(&[(3, digest_of(&img))]))]),
+                &[stage2],
+                1,
+                Algorithm::EdDsa,
+            ),
+        ),
+        (
+            "the digest set twice",
+            custom(
+                seq(&[
+                    (20, params(&[(3, digest_of(&img)), (14, size.clone())])),
+                    (20, params(&[(3, digest_of(b"other"))])),
+                ]),
+                &[stage2],
+                1,
+                Algorithm::EdDsa,
+            ),
+        ),
+        (
+            "a try-each",
+            custom(
+                seq(&[
+                    (20, params(&[(3, digest_of(&img)), (14, size.clone())])),
+                    (15, Value::Array(vec![])),
+                ]),
+                &[stage2],
+                1,
+                Algorithm::EdDsa,
+            ),
+        ),
+        (
+            "another component index",
+            custom(
+                seq(&[
+                    (12, int(1)),
+                    (20, params(&[(3, digest_of(&img)), (14, size.clone())])),
+                ]),
+                &[stage2],
+                1,
+                Algorithm::EdDsa,
+            ),
+        ),
+        (
+            "only the operator's MAC",
+            suitcase_testkit::build::sign_raw_manifest(
+                &encode(&manifest(1, &[stage2], &[], Some(good()), &[])),
+                &[Signer::Mac(OP_KEY.to_vec())],
+            ),
+        ),
+    ];
+    for (what, env) in refused {
+        assert_eq!(read_envelope(&env, &v), None, "{what}");
+    }
+    // Signed by another Ed25519 key.
+    let other = suitcase_testkit::build::sign_raw_manifest(
+        &encode(&manifest(1, &[stage2], &[], Some(good()), &[])),
+        &[Signer::Sign(
+            suitcase_cose::SigningKey::Ed25519(SigningKey::from_bytes(&[0x52; 32])),
+            Algorithm::EdDsa,
+        )],
+    );
+    assert_eq!(read_envelope(&other, &v), None, "another key");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Arbitrary bytes are never accepted (and never panic).
+    #[test]
+    fn arbitrary_bytes_are_refused(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+        let v = rom_verifier();
+        proptest::prop_assert_eq!(read_envelope(&bytes, &v), None);
+    }
+
+    /// A byte changed anywhere in a valid envelope either makes it refused or leaves what
+    /// the first stage reads unchanged (it changed a part nobody signs: the operator's MAC
+    /// block, an unprotected header).
+    #[test]
+    fn a_changed_byte_never_changes_what_is_read(at in 0usize..2000, xor in 1u8..=255) {
+        let (env, _) = package(3, &image(3), &rom_key());
+        let v = rom_verifier();
+        let want = read_envelope(&env, &v);
+        let mut bad = env.clone();
+        let i = at % bad.len();
+        bad[i] ^= xor;
+        let got = read_envelope(&bad, &v);
+        proptest::prop_assert!(got.is_none() || got == want, "byte {}: {:?}", i, got);
+    }
 }
