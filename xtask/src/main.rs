@@ -127,6 +127,18 @@ type Step = (&'static str, Box<dyn Fn() -> Result<(), Failure>>);
 
 /// `cargo xtask test`: every step in order, stopping at the first failure.
 fn test(quick: bool, fuzz_seconds: u64) -> Result<(), Failure> {
+    // What the checkout looked like before the run: the run must leave it so. A lock file
+    // that a build rewrites (a stale `fuzz/Cargo.lock`, say) is a change a user's fresh
+    // clone would see too. In CI the clone must also start clean: cargo rewrites a stale
+    // root `Cargo.lock` while it builds xtask, before this runs.
+    let before = git_status();
+    if std::env::var_os("CI").is_some()
+        && let Some(changed) = before.as_deref().filter(|s| !s.is_empty())
+    {
+        return Err(Failure(format!(
+            "the checkout is not clean before the tests (a stale Cargo.lock?):\n{changed}"
+        )));
+    }
     let mut steps: Vec<Step> = vec![
         ("setup", Box::new(setup::run)),
         (
@@ -167,6 +179,21 @@ fn test(quick: bool, fuzz_seconds: u64) -> Result<(), Failure> {
         steps.push(("firmware", Box::new(firmware::run)));
         steps.push(("fuzz", Box::new(move || fuzz::run(fuzz_seconds, &[]))));
     }
+    steps.push((
+        "checkout unchanged",
+        Box::new(move || {
+            let after = git_status();
+            if after == before {
+                return Ok(());
+            }
+            Err(Failure(format!(
+                "the run changed the checkout (commit a rewritten lock file, or ignore \
+                 generated output); `git status --porcelain` before:\n{}\nafter:\n{}",
+                before.as_deref().unwrap_or("(no git)"),
+                after.as_deref().unwrap_or("(no git)")
+            )))
+        }),
+    ));
 
     let total = steps.len();
     let started = Instant::now();
@@ -199,6 +226,19 @@ fn test(quick: bool, fuzz_seconds: u64) -> Result<(), Failure> {
     // QEMU, fuzz) whose own summary is printed above.
     println!("steps: {total} passed, 0 failed");
     Ok(())
+}
+
+/// `git status --porcelain` of the checkout (untracked files included), or `None` where
+/// there is no git or no repository.
+fn git_status() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .current_dir(root())
+        .args(["status", "--porcelain", "--untracked-files=all"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// pytest's exit status when it collected no test: a failure here, never a pass.
