@@ -24,7 +24,9 @@
 //!
 //! A flag unit is *set* when it is not all erased bytes, so a flag torn by a power cut reads
 //! as set: a torn "tried" counts as a trial that failed (the first stage falls back), a torn
-//! "confirmed" as a confirmation (the self-test had passed). A torn envelope does not verify.
+//! "confirmed" as a confirmation (the self-test had passed). The slot keeps the envelope
+//! reduced to what the first stage reads ([`slot_envelope`]), every byte of it signed, so
+//! a torn envelope does not verify.
 
 use embedded_storage::nor_flash::NorFlash;
 use sha2::{Digest as _, Sha256};
@@ -100,7 +102,7 @@ pub enum StageError {
     NotNewer,
 }
 
-/// A slot as read: a complete header whose image and signature verify.
+/// A slot as read: an envelope that verifies and an image that matches it.
 #[derive(Clone, Copy, Debug)]
 struct Valid {
     version: u32,
@@ -134,8 +136,12 @@ impl<F: NorFlash> Stages<F> {
             && size > IMAGE
             && F::WRITE_SIZE <= FLAG_UNIT
             && FLAG_UNIT.is_multiple_of(F::WRITE_SIZE)
-            && (a + size <= b || b + size <= a)
-            && (a.max(b) + size) as usize <= flash.capacity();
+            && match (a.checked_add(size), b.checked_add(size)) {
+                (Some(ea), Some(eb)) => {
+                    (ea <= b || eb <= a) && ea.max(eb) as usize <= flash.capacity()
+                }
+                _ => false,
+            };
         if !ok {
             return Err(StageError::Layout);
         }
@@ -164,12 +170,12 @@ impl<F: NorFlash> Stages<F> {
         }
     }
 
-    fn flag(&mut self, s: Slot, at: u32) -> Result<bool, StageError> {
+    /// Whether a flag is set. A unit that cannot be read counts as set, as a torn one
+    /// does (on ECC flash a torn program reads back as an error).
+    fn flag(&mut self, s: Slot, at: u32) -> bool {
         let mut unit = [0u8; FLAG_UNIT];
-        self.flash
-            .read(self.start(s) + at, &mut unit)
-            .map_err(|_| StageError::Flash)?;
-        Ok(unit.iter().any(|&b| b != self.erased))
+        self.flash.read(self.start(s) + at, &mut unit).is_err()
+            || unit.iter().any(|&b| b != self.erased)
     }
 
     fn set_flag(&mut self, s: Slot, at: u32) -> Result<(), StageError> {
@@ -180,39 +186,35 @@ impl<F: NorFlash> Stages<F> {
     }
 
     /// Reads and checks slot `s`: envelope ([`read_envelope`]), then the image digest.
-    fn probe(&mut self, s: Slot, verify: Verify<'_>) -> Result<Option<Valid>, StageError> {
+    /// A slot that cannot be read is not valid (the other one may still be): a read error
+    /// never stops the boot by itself.
+    fn probe(&mut self, s: Slot, verify: Verify<'_>) -> Option<Valid> {
         let start = self.start(s);
         let mut env = [0u8; ENVELOPE_MAX];
-        self.flash
-            .read(start + ENVELOPE, &mut env)
-            .map_err(|_| StageError::Flash)?;
-        let Some(signed) = read_envelope(&env, verify) else {
-            return Ok(None);
-        };
+        self.flash.read(start + ENVELOPE, &mut env).ok()?;
+        let signed = read_envelope(&env, verify)?;
         if signed.len == 0 || signed.len > self.size - IMAGE {
-            return Ok(None);
+            return None;
         }
         let mut hasher = Sha256::new();
         let mut buf = [0u8; CHUNK];
         let mut off = 0u32;
         while off < signed.len {
             let n = ((signed.len - off) as usize).min(CHUNK);
-            let part = buf.get_mut(..n).ok_or(StageError::Flash)?;
-            self.flash
-                .read(start + IMAGE + off, part)
-                .map_err(|_| StageError::Flash)?;
+            let part = buf.get_mut(..n)?;
+            self.flash.read(start + IMAGE + off, part).ok()?;
             hasher.update(&*part);
             off += n as u32;
         }
         if hasher.finalize().as_slice() != signed.digest {
-            return Ok(None);
+            return None;
         }
-        Ok(Some(Valid {
+        Some(Valid {
             version: signed.version,
             len: signed.len,
-            tried: self.flag(s, TRIED)?,
-            confirmed: self.flag(s, CONFIRMED)?,
-        }))
+            tried: self.flag(s, TRIED),
+            confirmed: self.flag(s, CONFIRMED),
+        })
     }
 
     /// The first stage's decision (it programs "tried" before starting a trial):
@@ -225,8 +227,8 @@ impl<F: NorFlash> Stages<F> {
     /// | tried, not confirmed | not valid | the newest (it is all there is) |
     /// | none | none | halt |
     pub fn choose(&mut self, verify: Verify<'_>) -> Result<Choice, StageError> {
-        let a = self.probe(Slot::A, verify)?;
-        let b = self.probe(Slot::B, verify)?;
+        let a = self.probe(Slot::A, verify);
+        let b = self.probe(Slot::B, verify);
         let (newest, n, other) = match (a, b) {
             (Some(a), Some(b)) if b.version > a.version => (Slot::B, b, Some(a)),
             (Some(a), b) => (Slot::A, a, b),
@@ -254,7 +256,7 @@ impl<F: NorFlash> Stages<F> {
 
     /// The running second stage confirms itself after its self-test.
     pub fn confirm(&mut self, running: Slot) -> Result<(), StageError> {
-        if self.flag(running, CONFIRMED)? {
+        if self.flag(running, CONFIRMED) {
             return Ok(());
         }
         self.set_flag(running, CONFIRMED)
@@ -262,7 +264,8 @@ impl<F: NorFlash> Stages<F> {
 
     /// Installs a second stage into the slot that is not running (erase, image, envelope
     /// last), after checking that `envelope` describes `image`, is signed by the first
-    /// stage's key and is newer than `running_version`.
+    /// stage's key and is newer than `running_version`. The slot keeps the envelope
+    /// reduced to what the first stage reads ([`slot_envelope`]).
     pub fn install(
         &mut self,
         running: Slot,
@@ -272,13 +275,23 @@ impl<F: NorFlash> Stages<F> {
         verify: Verify<'_>,
     ) -> Result<(), StageError> {
         check(envelope, image, self.size, running_version, verify)?;
+        let mut kept = [0xFF; ENVELOPE_MAX];
+        let kept = slot_envelope(envelope, verify, &mut kept).ok_or(StageError::BadPackage)?;
         let start = self.start(running.other());
-        self.flash
-            .erase(start, start + self.size)
-            .map_err(|_| StageError::Flash)?;
+        // Sector by sector from the end: a cut leaves the old image or envelope erased
+        // (the slot invalid) before its flags at the start are, so a second stage that
+        // failed its trial never comes back with its "tried" flag cleared.
+        let e = F::ERASE_SIZE as u32;
+        let mut at = start + self.size;
+        while at > start {
+            self.flash
+                .erase(at - e, at)
+                .map_err(|_| StageError::Flash)?;
+            at -= e;
+        }
         self.write_padded(start + IMAGE, image)?;
         // The envelope makes the slot valid: written last.
-        self.write_padded(start + ENVELOPE, envelope)
+        self.write_padded(start + ENVELOPE, kept)
     }
 
     /// Writes `bytes` at `at`, the last chunk padded to whole write units.
@@ -307,9 +320,6 @@ fn check(
     running_version: u32,
     verify: Verify<'_>,
 ) -> Result<(), StageError> {
-    if envelope.len() > ENVELOPE_MAX {
-        return Err(StageError::BadPackage);
-    }
     let s = read_envelope(envelope, verify).ok_or(StageError::BadPackage)?;
     if s.len as usize != image.len()
         || s.len == 0
@@ -363,11 +373,58 @@ const SHA_256: i64 = -16;
 ///   digest (SHA-256) and size exactly once between them. Anything that could make the
 ///   digest depend on the device's state (try-each, set-parameters, …) is refused.
 pub fn read_envelope(envelope: &[u8], verify: Verify<'_>) -> Option<Signed> {
+    read_manifest(Cbor::new(open(envelope, verify)?.whole).bytes()?)
+}
+
+/// The envelope a slot keeps (the first stage's input): `{2: bstr .cbor [auth[0], the
+/// ROM key's COSE_Sign1], 3: manifest}` — `envelope` without the other signature blocks
+/// (the operator's, in whatever algorithm the trust store uses: an HSS-LMS signature alone
+/// is larger than the slot's envelope area) and without any other member. The ROM key's
+/// signature covers the manifest digest only, so it stays valid, and every byte of the
+/// result is signed: a torn copy does not verify. `None` when `envelope` does not satisfy
+/// [`read_envelope`] or the result does not fit `buf`.
+pub fn slot_envelope<'b>(
+    envelope: &[u8],
+    verify: Verify<'_>,
+    buf: &'b mut [u8],
+) -> Option<&'b [u8]> {
+    let o = open(envelope, verify)?;
+    read_manifest(Cbor::new(o.whole).bytes()?)?;
+    let auth =
+        1 + head_len(o.payload.len()) + o.payload.len() + head_len(o.rom.len()) + o.rom.len();
+    let n = {
+        let mut w = Writer {
+            buf: &mut *buf,
+            at: 0,
+        };
+        w.put(&[0xA2, 0x02])?;
+        w.head(2, auth)?;
+        w.put(&[0x82])?;
+        w.bstr(o.payload)?;
+        w.bstr(o.rom)?;
+        w.put(&[0x03])?;
+        w.put(o.whole)?;
+        w.at
+    };
+    buf.get(..n)
+}
+
+/// What the ROM key authenticates in an envelope.
+struct Opened<'a> {
+    /// The manifest member as encoded (bstr head included): what the digest covers.
+    whole: &'a [u8],
+    /// The content of `auth[0]` (the encoded SUIT_Digest): what the signature covers.
+    payload: &'a [u8],
+    /// The ROM key's COSE_Sign1 block.
+    rom: &'a [u8],
+}
+
+/// The envelope checks of [`read_envelope`], up to the manifest.
+fn open<'a>(envelope: &'a [u8], verify: Verify<'_>) -> Option<Opened<'a>> {
     let mut d = Cbor::new(envelope);
     d.tag(TAG_ENVELOPE)?;
     let [auth, manifest] = d.fields([2, 3])?;
     let whole = manifest?;
-    let manifest = Cbor::new(whole).bytes()?;
     // auth: the digest first, then the signature blocks.
     let mut a = Cbor::new(Cbor::new(auth?).bytes()?);
     let blocks = a.array()?;
@@ -382,15 +439,18 @@ pub fn read_envelope(envelope: &[u8], verify: Verify<'_>) -> Option<Signed> {
     if p.bytes()? != h.finalize().as_slice() {
         return None;
     }
-    let mut signed = false;
+    let mut rom = None;
     for _ in 1..blocks {
         let block = a.bytes()?;
-        signed = signed || rom_signed(block, payload, verify) == Some(true);
+        if rom.is_none() && rom_signed(block, payload, verify) == Some(true) {
+            rom = Some(block);
+        }
     }
-    if !signed {
-        return None;
-    }
-    read_manifest(manifest)
+    Some(Opened {
+        whole,
+        payload,
+        rom: rom?,
+    })
 }
 
 /// Whether `block` is a COSE_Sign1 (EdDSA, detached payload) that `verify` accepts over
@@ -430,6 +490,11 @@ fn rom_signed(block: &[u8], payload: &[u8], verify: Verify<'_>) -> Option<bool> 
     Some(verify(buf.get(..at)?, signature))
 }
 
+/// Length of the head [`Writer::head`] writes for `n` (< 256).
+fn head_len(n: usize) -> usize {
+    if n < 24 { 1 } else { 2 }
+}
+
 /// Appends to a buffer, failing when it is full.
 struct Writer<'b> {
     buf: &'b mut [u8],
@@ -445,20 +510,30 @@ impl Writer<'_> {
         Some(())
     }
 
+    /// A head of major type `major` with argument `n` < 256, shortest form (all a
+    /// signature's `Sig_structure` and a slot's reduced authentication wrapper need).
+    fn head(&mut self, major: u8, n: usize) -> Option<()> {
+        let n = u8::try_from(n).ok()?;
+        let m = major << 5;
+        if n < 24 {
+            self.put(&[m | n])
+        } else {
+            self.put(&[m | 24, n])
+        }
+    }
+
     /// A byte string shorter than 256 bytes (head and content).
     fn bstr(&mut self, bytes: &[u8]) -> Option<()> {
-        let n = u8::try_from(bytes.len()).ok()?;
-        if n < 24 {
-            self.put(&[0x40 | n])?;
-        } else {
-            self.put(&[0x58, n])?;
-        }
+        self.head(2, bytes.len())?;
         self.put(bytes)
     }
 }
 
-/// The manifest part of [`read_envelope`].
-fn read_manifest(manifest: &[u8]) -> Option<Signed> {
+/// The manifest part of [`read_envelope`] (the content of the manifest bstr). Public for
+/// the fuzz target and the property tests: [`read_envelope`] calls it only on bytes whose
+/// digest the ROM key signed, and so must any other caller.
+#[inline(never)] // one copy (the agent and the first stage): the first stage counts bytes
+pub fn read_manifest(manifest: &[u8]) -> Option<Signed> {
     let [version, sequence, common] = Cbor::new(manifest).fields([1, 2, 3])?;
     if Cbor::new(version?).uint()? != 1 {
         return None;
@@ -535,7 +610,7 @@ impl<'a> Cbor<'a> {
             0..=23 => u64::from(info),
             24..=27 => {
                 let n = 1usize << (info - 24);
-                let bytes = self.b.get(self.at..self.at + n)?;
+                let bytes = self.b.get(self.at..self.at.checked_add(n)?)?;
                 self.at += n;
                 bytes.iter().fold(0, |acc, &x| acc << 8 | u64::from(x))
             }

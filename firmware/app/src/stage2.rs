@@ -94,11 +94,13 @@ pub fn install(flash: &mut HostFlash<'_>, info: &BootInfo, envelope: &[u8], pack
         line(&[Part::S("app: second-stage update refused by the processor")]);
         return EXIT_REFUSED;
     };
-    // The manifest's sequence number must not be below the image's counter (read only: a
-    // second-stage update leaves the image's counter alone; the same sequence number,
-    // above the running second stage's, is the second stage's own anti-rollback, which
-    // the first stage enforces at every boot). Sequence numbers are one series for all of
-    // a device's manifests (a release timestamp, as RFC 9019 suggests).
+    // The manifest's sequence number must be above the image's counter (the processor's
+    // rule; read only: a second-stage update leaves the image's counter alone). The same
+    // number must also be above the running second stage's version (`PackageCheck`), and
+    // the first stage prefers the highest version it finds. Sequence numbers are one
+    // series for all of a device's manifests (a release timestamp in seconds, as RFC 9019
+    // suggests), and the first stage takes them as 32 bits: a second-stage manifest
+    // numbered above 2^32 - 1 is refused.
     let Ok(floor) = Updater::new(&mut *flash, &LAYOUT).and_then(|mut u| u.floor()) else {
         return EXIT_SETUP;
     };

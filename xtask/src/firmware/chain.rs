@@ -124,6 +124,19 @@ fn stage2_envelope(pkg: &[u8], seq_no: u64, signers: &[Signer]) -> Vec<u8> {
     suitcase_testkit::build::sign_raw_manifest(&m, signers)
 }
 
+/// `envelope` as a second-stage slot keeps it (`suitcase_boot::stage::slot_envelope`).
+fn slot_copy(envelope: &[u8], rom: &SigningKey) -> Result<Vec<u8>, Failure> {
+    let key = rom.verifying_key();
+    let verify = |msg: &[u8], sig: &[u8]| {
+        suitcase_cose::ed25519_dalek::Signature::from_slice(sig)
+            .is_ok_and(|s| key.verify_strict(msg, &s).is_ok())
+    };
+    let mut buf = [0u8; suitcase_boot::stage::ENVELOPE_MAX];
+    suitcase_boot::stage::slot_envelope(envelope, &verify, &mut buf)
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| Failure("firmware chain: a second-stage envelope does not read".into()))
+}
+
 /// A signer with Ed25519 `key` (the ROM key, or another).
 fn ed25519(key: &SigningKey) -> Signer {
     Signer::Sign(
@@ -191,7 +204,10 @@ pub fn run(dir: &Path, stage1: &Path, quiet: &Path) -> Result<ChainReport, Failu
     factory.resize(stage2_at + 2 * SLOT, 0xFF);
     let signers = [es256.clone(), ed25519(&rom)];
     let env_v1 = stage2_envelope(&v1, 1, &signers);
-    factory[stage2_at + ENVELOPE..stage2_at + ENVELOPE + env_v1.len()].copy_from_slice(&env_v1);
+    // The slot keeps the envelope as `Stages::install` does: reduced to what the first
+    // stage reads.
+    let kept_v1 = slot_copy(&env_v1, &rom)?;
+    factory[stage2_at + ENVELOPE..stage2_at + ENVELOPE + kept_v1.len()].copy_from_slice(&kept_v1);
     factory[stage2_at + CONFIRMED..stage2_at + CONFIRMED + 64].fill(0x5A);
     factory[stage2_at + IMAGE..stage2_at + IMAGE + v1.len()].copy_from_slice(&v1);
 
@@ -309,7 +325,12 @@ pub fn run(dir: &Path, stage1: &Path, quiet: &Path) -> Result<ChainReport, Failu
 
     let t0 = Instant::now();
     set(&env_v2, &v2)?;
-    report.cuts = power_cuts(&bench, &factory, &installed, env_v2.len())?;
+    report.cuts = power_cuts(
+        &bench,
+        &factory,
+        &installed,
+        slot_copy(&env_v2, &rom)?.len(),
+    )?;
     println!(
         "firmware chain: power cuts took {:.1} s",
         t0.elapsed().as_secs_f64()

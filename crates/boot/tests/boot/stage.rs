@@ -8,7 +8,8 @@
 use ciborium::Value;
 use sha2::{Digest as _, Sha256};
 use suitcase_boot::stage::{
-    Choice, ENVELOPE_MAX, IMAGE, STAGE2_COMPONENT, Signed, Slot, Stages, read_envelope,
+    Choice, ENVELOPE, ENVELOPE_MAX, IMAGE, STAGE2_COMPONENT, Signed, Slot, Stages, read_envelope,
+    read_manifest, slot_envelope,
 };
 use suitcase_cose::Algorithm;
 use suitcase_cose::ed25519_dalek::{SigningKey, Verifier as _, VerifyingKey};
@@ -259,7 +260,8 @@ fn packages_not_signed_for_this_device_or_not_newer_fail_the_update() {
         package(2, &image(2), &other_key),
         package(1, &image(1), &rom_key()),
         package_with(3, &image(3), &tampered, &rom_key()),
-        package_with(4, b"short", b"short", &other_key),
+        // The manifest names 5000 bytes; 4999 are served.
+        package_with(4, &image(4), &image(4)[..4999], &rom_key()),
     ]
     .into_iter()
     .enumerate()
@@ -497,5 +499,122 @@ proptest::proptest! {
         bad[i] ^= xor;
         let got = read_envelope(&bad, &v);
         proptest::prop_assert!(got.is_none() || got == want, "byte {}: {:?}", i, got);
+    }
+}
+
+#[test]
+fn the_slot_keeps_the_envelope_reduced_to_what_the_first_stage_reads() {
+    let v = rom_verifier();
+    let img = image(5);
+    // An operator signature far larger than the slot's envelope area (an HSS-LMS one is
+    // about 2.4 KB): a block the first stage passes over, dropped from the slot's copy.
+    let (env, _) = package(5, &img, &rom_key());
+    let big = {
+        let mut auth_blocks = Vec::new();
+        let Value::Tag(_, m) = ciborium::from_reader::<Value, _>(&env[..]).unwrap() else {
+            panic!("tagged envelope")
+        };
+        let Value::Map(members) = *m else {
+            panic!("map")
+        };
+        let mut out = Vec::new();
+        for (k, val) in members {
+            if k == Value::Integer(2.into()) {
+                let Value::Bytes(b) = val else {
+                    panic!("auth bstr")
+                };
+                let Value::Array(items) = ciborium::from_reader::<Value, _>(&b[..]).unwrap() else {
+                    panic!("auth array")
+                };
+                auth_blocks.extend(items);
+                auth_blocks.insert(1, Value::Bytes(vec![0xA5; 3000]));
+                out.push((k, Value::Bytes(encode(&Value::Array(auth_blocks.clone())))));
+            } else {
+                out.push((k, val));
+            }
+        }
+        encode(&Value::Tag(107, Box::new(Value::Map(out))))
+    };
+    assert!(big.len() > ENVELOPE_MAX);
+    assert_eq!(read_envelope(&big, &v), read_envelope(&env, &v));
+    let mut buf = [0u8; ENVELOPE_MAX];
+    let kept = slot_envelope(&big, &v, &mut buf).expect("reduced").to_vec();
+    assert!(kept.len() < 600, "{} B", kept.len());
+    assert_eq!(read_envelope(&kept, &v), read_envelope(&env, &v));
+    // Only the ROM key's block is left, so every byte is signed: any cut-short copy
+    // (a torn write) is refused.
+    for n in 0..kept.len() {
+        assert_eq!(read_envelope(&kept[..n], &v), None, "prefix {n}");
+    }
+    // Installed from the big envelope, the slot holds the reduced one and starts.
+    let mut s = factory(0xFF);
+    s.install(Slot::A, 1, &big, &img, &v).unwrap();
+    let mut area = vec![0u8; kept.len()];
+    embedded_storage::nor_flash::ReadNorFlash::read(s.flash(), SLOT + ENVELOPE, &mut area).unwrap();
+    assert_eq!(area, kept);
+    assert!(matches!(
+        s.choose(&v).unwrap(),
+        Choice::Run {
+            slot: Slot::B,
+            version: 5,
+            trial: true,
+            ..
+        }
+    ));
+}
+
+/// A shared sequence with the given digest and size parameters, as a manifest's bytes.
+fn manifest_bytes(seq_no: u64, digest: &[u8], size: u64) -> Vec<u8> {
+    let stage2: &[&[u8]] = &[b"suitcase", b"stage2"];
+    let shared = seq(&[
+        (12, int(0)),
+        (
+            20,
+            params(&[(3, digest_of_raw(digest)), (14, int(size as i64))]),
+        ),
+        (1, int(15)),
+    ]);
+    encode(&manifest(seq_no, &[stage2], &[], Some(shared), &[]))
+}
+
+/// `bstr .cbor [-16, digest]`.
+fn digest_of_raw(digest: &[u8]) -> Value {
+    Value::Bytes(encode(&Value::Array(vec![
+        int(-16),
+        Value::Bytes(digest.to_vec()),
+    ])))
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// The first stage takes from a manifest exactly its sequence number, digest and size.
+    #[test]
+    fn the_manifest_reading_returns_what_the_manifest_says(
+        seq_no in 0u64..=u64::from(u32::MAX),
+        digest in proptest::array::uniform32(proptest::prelude::any::<u8>()),
+        size in 0u64..=u64::from(u32::MAX),
+    ) {
+        let got = read_manifest(&manifest_bytes(seq_no, &digest, size));
+        proptest::prop_assert_eq!(got, Some(Signed {
+            version: seq_no as u32,
+            len: size as u32,
+            digest,
+        }));
+    }
+
+    /// A byte changed anywhere in a manifest never panics the reading.
+    #[test]
+    fn a_changed_manifest_byte_never_panics(at in 0usize..400, xor in 1u8..=255) {
+        let mut m = manifest_bytes(9, &[7; 32], 5000);
+        let i = at % m.len();
+        m[i] ^= xor;
+        let _ = read_manifest(&m);
+    }
+
+    /// Arbitrary bytes as a manifest never panic the reading.
+    #[test]
+    fn arbitrary_manifests_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+        let _ = read_manifest(&bytes);
     }
 }
