@@ -83,6 +83,10 @@ pub enum Choice {
         trial: bool,
         /// Image length.
         len: u32,
+        /// The image's SHA-256, from the signed manifest: the bytes the caller starts
+        /// must hash to it ([`digest_matches`] on its RAM copy), not only the bytes this
+        /// choice read from flash.
+        digest: [u8; 32],
     },
     /// No slot holds a second stage that verifies: stay in the first stage (recovery).
     Halt,
@@ -107,6 +111,7 @@ pub enum StageError {
 struct Valid {
     version: u32,
     len: u32,
+    digest: [u8; 32],
     tried: bool,
     confirmed: bool,
 }
@@ -212,6 +217,7 @@ impl<F: NorFlash> Stages<F> {
         Some(Valid {
             version: signed.version,
             len: signed.len,
+            digest: signed.digest,
             tried: self.flag(s, TRIED),
             confirmed: self.flag(s, CONFIRMED),
         })
@@ -240,6 +246,7 @@ impl<F: NorFlash> Stages<F> {
             version: v.version,
             trial,
             len: v.len,
+            digest: v.digest,
         };
         if n.confirmed {
             return Ok(run(newest, n, false));
@@ -332,6 +339,17 @@ fn check(
         return Err(StageError::NotNewer);
     }
     Ok(())
+}
+
+/// Whether `image` hashes to `digest` (SHA-256): the first stage's check of the copy it
+/// is about to start, so the bytes that run are the bytes verified even if the flash
+/// changed after [`Stages::choose`] read it (external flash, a fault). The same hasher as
+/// the slot probe's (one copy of the code).
+#[inline(never)] // one copy for its callers: the first stage counts bytes
+pub fn digest_matches(image: &[u8], digest: &[u8; 32]) -> bool {
+    let mut h = Sha256::new();
+    h.update(image);
+    h.finalize().as_slice() == digest
 }
 
 /// What the first stage takes from a second-stage envelope that verifies.
@@ -433,10 +451,7 @@ fn open<'a>(envelope: &'a [u8], verify: Verify<'_>) -> Option<Opened<'a>> {
     if p.array()? != 2 || p.int()? != SHA_256 {
         return None;
     }
-    // The hasher as `probe` uses it (one copy of the code in the first stage).
-    let mut h = Sha256::new();
-    h.update(whole);
-    if p.bytes()? != h.finalize().as_slice() {
+    if !digest_matches(whole, p.bytes()?.try_into().ok()?) {
         return None;
     }
     let mut rom = None;

@@ -11,9 +11,9 @@
 //!    the newest slot whose envelope and image verify, as a trial (marked "tried" first) until it
 //!    is confirmed; the other one when a trial was never confirmed.
 //! 3. Copies the chosen image into the window the second stage is linked for
-//!    ([`board::STAGE2_RAM`]), leaves a [`Handover`] at its end, points VTOR at it and
-//!    jumps. Nothing runs from a semihosting file, so the bytes that run are a copy of
-//!    the bytes that were verified, taken from the same RAM copy of the flash.
+//!    ([`board::STAGE2_RAM`]), checks the copy's SHA-256 against the manifest's digest
+//!    (the bytes that run are the bytes verified, whatever the flash did after `choose`
+//!    read it), leaves a [`Handover`] at the window's end, points VTOR at it and jumps.
 //!
 //! Prints one `stage1:` line before the jump (feature `log`, on by default and in every
 //! test run; without it the first stage prints nothing, as MCUboot's minimal build logs
@@ -29,7 +29,7 @@ use board::host::{Cmdline, Part, exit};
 use board::{HANDOVER_LEN, Handover, STAGE2_RAM, STAGE2_RAM_SIZE, power};
 use cortex_m_rt::entry;
 use embedded_storage::nor_flash::ReadNorFlash;
-use suitcase_boot::stage::{Choice, IMAGE, Slot};
+use suitcase_boot::stage::{Choice, IMAGE, Slot, digest_matches};
 
 /// No second-stage slot verifies: stay in the first stage.
 const EXIT_HALT: u32 = 6;
@@ -55,13 +55,14 @@ fn main() -> ! {
     let Ok(mut stages) = board::stages(flash) else {
         exit(EXIT_ERROR)
     };
-    let (slot, version, trial, len) = match stages.choose(&board::rom_verify) {
+    let (slot, version, trial, len, digest) = match stages.choose(&board::rom_verify) {
         Ok(Choice::Run {
             slot,
             version,
             trial,
             len,
-        }) => (slot, version, trial, len),
+            digest,
+        }) => (slot, version, trial, len, digest),
         Ok(Choice::Halt) => {
             say(&[Part::S("stage1: no second stage verifies, halt")]);
             exit(EXIT_HALT)
@@ -73,6 +74,27 @@ fn main() -> ! {
     };
     let mut flash = stages.into_inner();
     let (first, last) = flash.window().unwrap_or((0, 0));
+    if len > STAGE2_RAM_SIZE - HANDOVER_LEN {
+        exit(EXIT_ERROR)
+    }
+    let start = match slot {
+        Slot::A => board::STAGE2_AT,
+        Slot::B => board::STAGE2_AT + board::STAGE2_SLOT,
+    };
+    // SAFETY: STAGE2_RAM .. STAGE2_RAM + len lies in the second stage's window (checked
+    // above), mapped SSRAM above this image's code (memory/stage1.x ends it at 1 MiB, and
+    // this image is about 13 KB); nothing else refers to it.
+    let window = unsafe { core::slice::from_raw_parts_mut(STAGE2_RAM as *mut u8, len as usize) };
+    if flash.read(start + IMAGE, window).is_err() {
+        exit(EXIT_ERROR)
+    }
+    // Verify the bytes that will run, not only the ones `choose` read: on a real part the
+    // flash could change in between (external flash, a glitch). A mismatch ends the boot
+    // here; the next reset chooses again.
+    if !digest_matches(window, &digest) {
+        say(&[Part::S("stage1: the copy in RAM does not match its manifest, halt")]);
+        exit(EXIT_ERROR)
+    }
     say(&[
         Part::S("stage1: second stage v"),
         Part::N(u64::from(version)),
@@ -94,20 +116,6 @@ fn main() -> ! {
         Part::S("; hand-over at tick "),
         Part::N(u64::from(power::ticks())),
     ]);
-    if len > STAGE2_RAM_SIZE - HANDOVER_LEN {
-        exit(EXIT_ERROR)
-    }
-    let start = match slot {
-        Slot::A => board::STAGE2_AT,
-        Slot::B => board::STAGE2_AT + board::STAGE2_SLOT,
-    };
-    // SAFETY: STAGE2_RAM .. STAGE2_RAM + len lies in the second stage's window (checked
-    // above), mapped SSRAM above this image's code (memory/stage1.x ends it at 1 MiB, and
-    // this image is about 13 KB); nothing else refers to it.
-    let window = unsafe { core::slice::from_raw_parts_mut(STAGE2_RAM as *mut u8, len as usize) };
-    if flash.read(start + IMAGE, window).is_err() {
-        exit(EXIT_ERROR)
-    }
     Handover {
         slot,
         version,
@@ -115,10 +123,10 @@ fn main() -> ! {
         len,
     }
     .store();
-    // SAFETY: the one jump of the first stage. The window now holds exactly the image
-    // `choose` verified (SHA-256 against the manifest the ROM key signed), read from the
-    // same RAM copy of the flash with nothing in between, and the second stage is linked
-    // for this address (memory/stage2.x), vector table first.
+    // SAFETY: the one jump of the first stage. The window now holds exactly an image whose
+    // SHA-256 is the one in the manifest the ROM key signed (checked on this copy just
+    // above), and the second stage is linked for this address (memory/stage2.x), vector
+    // table first.
     unsafe { board::start(&cp.SCB, STAGE2_RAM) }
 }
 

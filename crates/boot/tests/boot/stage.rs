@@ -204,9 +204,14 @@ fn a_manifest_updates_the_second_stage_which_is_tried_then_confirmed() {
             slot: Slot::B,
             version: 2,
             trial: true,
-            len: 5000
+            len: 5000,
+            digest: Sha256::digest(image(2)).into(),
         }
     );
+    assert!(suitcase_boot::stage::digest_matches(
+        &started_image(&mut s, Slot::B, 5000),
+        &Sha256::digest(image(2)).into()
+    ));
     assert_eq!(started_image(&mut s, Slot::B, 5000), image(2));
     s.confirm(Slot::B).unwrap();
     assert!(matches!(
@@ -242,7 +247,8 @@ fn a_second_stage_that_does_not_confirm_is_abandoned_for_the_previous_one() {
             slot: Slot::A,
             version: 1,
             trial: false,
-            len: 5000
+            len: 5000,
+            digest: Sha256::digest(image(1)).into(),
         }
     );
 }
