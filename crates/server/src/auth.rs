@@ -109,7 +109,13 @@ impl State {
         if token.is_empty() {
             return Err(ApiError::Unauthenticated);
         }
-        let hash = sha256_hex(token.as_bytes());
+        self.device_for_token_hash(sha256_hex(token.as_bytes()))
+            .await
+    }
+
+    /// [`State::device_for_token`] from the token's SHA-256 (hex): what CoAP keeps of an
+    /// observer's token to check, at every notification, that it still holds.
+    pub(crate) async fn device_for_token_hash(&self, hash: String) -> Result<Device, ApiError> {
         // Every device request starts here: a fleet checking in at thousands per second
         // would otherwise make this read its busiest query.
         let epoch = {

@@ -237,6 +237,9 @@ const UNDERSTOOD: &[u16] = &[
 
 struct Observer {
     device: String,
+    /// SHA-256 (hex) of the device token it registered with: checked before every
+    /// notification, so a revoked or re-enrolled device stops being told anything.
+    token_hash: String,
     /// The representation last sent.
     last: Vec<u8>,
     /// The message id of the last notification (a Reset naming it cancels).
@@ -572,6 +575,13 @@ impl Coap {
     /// notifications when it changes, Observe 1 cancels (RFC 7641 §3.1, §3.6).
     async fn observe(&self, peer: SocketAddr, req: &Packet, device: &str) -> Result<Reply, Reply> {
         let body = self.offer_body(device).await?;
+        // The token `handle` authenticated, read as `State::device_for_token` reads it.
+        let token = req
+            .get_first_option(CoapOption::Unknown(AUTH_OPTION))
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .unwrap_or_default()
+            .trim();
+        let token_hash = crate::sha256_hex(token.as_bytes());
         let observe = req
             .get_first_option(CoapOption::Observe)
             .and_then(|v| read_uint(v));
@@ -603,6 +613,7 @@ impl Coap {
                         key,
                         Observer {
                             device: device.to_string(),
+                            token_hash: token_hash.clone(),
                             last: body,
                             mid: 0,
                             since: Instant::now(),
@@ -628,17 +639,30 @@ impl Coap {
     }
 
     /// Notifications for the observers whose offer changed since they were last told
-    /// (Non-confirmable; a Reset to one cancels the observation).
+    /// (Non-confirmable; a Reset to one cancels the observation). An observer whose
+    /// device token no longer holds (revoked, or replaced by a re-enrolment) is dropped
+    /// without a word, as its requests would be refused.
     pub async fn notifications(&self) -> Vec<(SocketAddr, Vec<u8>)> {
-        let watched: Vec<((SocketAddr, Vec<u8>), String)> = {
+        let watched: Vec<((SocketAddr, Vec<u8>), String, String)> = {
             let t = self.tables.lock().await;
             t.observers
                 .iter()
-                .map(|(k, o)| (k.clone(), o.device.clone()))
+                .map(|(k, o)| (k.clone(), o.device.clone(), o.token_hash.clone()))
                 .collect()
         };
         let mut out = Vec::new();
-        for (key, device) in watched {
+        for (key, device, token_hash) in watched {
+            match self.state.device_for_token_hash(token_hash).await {
+                Ok(d) if d.id == device => {}
+                Ok(_) | Err(ApiError::Unauthenticated) => {
+                    self.tables.lock().await.observers.remove(&key);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, device, "token check for a notification");
+                    continue;
+                }
+            }
             let body = match self.offer_body(&device).await {
                 Ok(b) => b,
                 Err(e) => {

@@ -436,6 +436,53 @@ async fn observing_the_offer_notifies_when_a_campaign_starts() {
 }
 
 #[tokio::test]
+async fn a_revoked_device_is_no_longer_notified_and_its_observation_ends() {
+    let f = Fleet::start().await;
+    let (release, _) = f.release(3).await;
+    let d = f.enrol("dev-r", 1, json!({})).await;
+    let kept = f.enrol("dev-k", 1, json!({})).await;
+    let coap = Coap::new(f.state.clone());
+    for (mid, dev) in [(1, &d), (2, &kept)] {
+        let a = answer(
+            &coap,
+            req(RequestType::Get, "device/v1/offer")
+                .token(&dev.token)
+                .option(CoapOption::Observe, vec![])
+                .encode(mid),
+        )
+        .await
+        .unwrap();
+        assert!(a.get_first_option(CoapOption::Observe).is_some());
+    }
+    assert_eq!(coap.observers().await, 2);
+    assert_eq!(
+        f.post("/api/v1/devices/dev-r/revoke", &f.operator)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    // Both devices' offers change; only the device still enrolled is told.
+    let group = f.group("g", &[&d, &kept]).await;
+    f.campaign(
+        json!({ "name": "c", "release_id": release, "group_id": group,
+        "phases": [100], "success_percent": 100, "device_timeout_secs": 600 }),
+    )
+    .await;
+    let sent = coap.notifications().await;
+    assert_eq!(sent.len(), 1, "one notification");
+    let n = Packet::from_bytes(&sent[0].1).unwrap();
+    let v: Value = serde_json::from_slice(&n.payload).unwrap();
+    assert_eq!(v["release"], release.as_str());
+    assert_eq!(
+        coap.observers().await,
+        1,
+        "the revoked device's observation ended"
+    );
+}
+
+#[tokio::test]
 async fn a_wrong_or_missing_device_token_is_refused_and_changes_nothing() {
     let f = Fleet::start().await;
     let (env, cid, d) = campaign_over_one(&f).await;
