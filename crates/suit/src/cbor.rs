@@ -373,3 +373,199 @@ impl<'a> Wrapped<'a> {
         Reader::new(self.inner, self.inner_base)
     }
 }
+
+/// A lean cursor over CBOR that a [`Reader`] has already validated (the interpreter's
+/// second pass over an authenticated, strictly decoded manifest).
+///
+/// It reads item heads directly, with none of the strict checks: the strict pass made
+/// them once. It stays safe on any input: every access is bounds-checked and every
+/// method returns `None` on anything it does not expect, and the callers then fall back
+/// to the strict [`Reader`] at the same position, so the result on input that somehow
+/// was not validated is exactly the strict reader's.
+#[derive(Clone)]
+pub(crate) struct Trusted<'a> {
+    b: &'a [u8],
+    pos: usize,
+    base: usize,
+}
+
+/// CBOR major types, as the trusted reader reports them.
+pub(crate) const MAJOR_UINT: u8 = 0;
+pub(crate) const MAJOR_NINT: u8 = 1;
+pub(crate) const MAJOR_BYTES: u8 = 2;
+pub(crate) const MAJOR_TEXT: u8 = 3;
+pub(crate) const MAJOR_ARRAY: u8 = 4;
+pub(crate) const MAJOR_MAP: u8 = 5;
+pub(crate) const MAJOR_TAG: u8 = 6;
+/// `false`, `true` and `null` as initial bytes.
+pub(crate) const FALSE: u8 = 0xf4;
+pub(crate) const TRUE: u8 = 0xf5;
+pub(crate) const NULL: u8 = 0xf6;
+
+impl<'a> Trusted<'a> {
+    /// A cursor over `bytes`, which start at absolute offset `base`.
+    pub(crate) fn new(bytes: &'a [u8], base: usize) -> Self {
+        Trusted {
+            b: bytes,
+            pos: 0,
+            base,
+        }
+    }
+
+    /// Relative position of the next byte.
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Absolute offset of the next byte.
+    pub(crate) fn offset(&self) -> usize {
+        self.base + self.pos
+    }
+
+    /// A strict reader at this cursor's position (the fallback on anything unexpected).
+    pub(crate) fn strict(&self) -> Reader<'a> {
+        let mut r = Reader::new(self.b, self.base);
+        r.d.set_position(self.pos);
+        r
+    }
+
+    /// Moves to where the strict reader `r` (over the same bytes) stands.
+    pub(crate) fn sync(&mut self, r: &Reader<'a>) {
+        self.pos = r.pos();
+    }
+
+    /// The next initial byte, not consumed.
+    pub(crate) fn peek(&self) -> Option<u8> {
+        self.b.get(self.pos).copied()
+    }
+
+    fn take(&mut self, n: u64) -> Option<&'a [u8]> {
+        let n = usize::try_from(n).ok()?;
+        let end = self.pos.checked_add(n)?;
+        let s = self.b.get(self.pos..end)?;
+        self.pos = end;
+        Some(s)
+    }
+
+    fn be<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N as u64)?.try_into().ok()
+    }
+
+    /// One item head: major type and argument (length, count, value or tag).
+    /// Indefinite lengths and reserved values are `None`.
+    pub(crate) fn head(&mut self) -> Option<(u8, u64)> {
+        let ib = self.peek()?;
+        self.pos += 1;
+        let arg = match ib & 0x1f {
+            info @ 0..=23 => u64::from(info),
+            24 => u64::from(self.be::<1>()?[0]),
+            25 => u64::from(u16::from_be_bytes(self.be()?)),
+            26 => u64::from(u32::from_be_bytes(self.be()?)),
+            27 => u64::from_be_bytes(self.be()?),
+            _ => return None,
+        };
+        Some((ib >> 5, arg))
+    }
+
+    /// An unsigned integer.
+    pub(crate) fn uint(&mut self) -> Option<u64> {
+        match self.head()? {
+            (MAJOR_UINT, v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// An unsigned integer that fits in `u32`.
+    pub(crate) fn u32(&mut self) -> Option<u32> {
+        u32::try_from(self.uint()?).ok()
+    }
+
+    /// Any integer that fits in `i64`.
+    pub(crate) fn int(&mut self) -> Option<i64> {
+        match self.head()? {
+            (MAJOR_UINT, v) => i64::try_from(v).ok(),
+            (MAJOR_NINT, v) => i64::try_from(v).ok().map(|v| -1 - v),
+            _ => None,
+        }
+    }
+
+    /// `true` or `false`.
+    pub(crate) fn bool(&mut self) -> Option<bool> {
+        let v = match self.peek()? {
+            FALSE => false,
+            TRUE => true,
+            _ => return None,
+        };
+        self.pos += 1;
+        Some(v)
+    }
+
+    /// A byte string's contents.
+    pub(crate) fn bytes(&mut self) -> Option<&'a [u8]> {
+        match self.head()? {
+            (MAJOR_BYTES, n) => self.take(n),
+            _ => None,
+        }
+    }
+
+    /// A byte string with and without its header (see [`Reader::bytes_with_header`]).
+    pub(crate) fn wrapped(&mut self) -> Option<Wrapped<'a>> {
+        let start = self.pos;
+        let inner = self.bytes()?;
+        let whole = self.b.get(start..self.pos)?;
+        Some(Wrapped {
+            whole,
+            inner,
+            inner_base: self.base + self.pos - inner.len(),
+        })
+    }
+
+    /// A text string (UTF-8 checked again: it costs little and needs no `unsafe`).
+    pub(crate) fn str(&mut self) -> Option<&'a str> {
+        match self.head()? {
+            (MAJOR_TEXT, n) => core::str::from_utf8(self.take(n)?).ok(),
+            _ => None,
+        }
+    }
+
+    /// An array header's count.
+    pub(crate) fn array(&mut self) -> Option<usize> {
+        match self.head()? {
+            (MAJOR_ARRAY, n) => usize::try_from(n).ok(),
+            _ => None,
+        }
+    }
+
+    /// A map header's count of pairs.
+    pub(crate) fn map(&mut self) -> Option<usize> {
+        match self.head()? {
+            (MAJOR_MAP, n) => usize::try_from(n).ok(),
+            _ => None,
+        }
+    }
+
+    /// Skips one whole item, without recursion: a count of items still to skip. Each
+    /// step consumes at least one byte, so a forged count ends at the end of the input.
+    pub(crate) fn skip(&mut self) -> Option<()> {
+        let mut pending: u64 = 1;
+        while pending > 0 {
+            pending -= 1;
+            let (major, arg) = self.head()?;
+            match major {
+                MAJOR_BYTES | MAJOR_TEXT => {
+                    self.take(arg)?;
+                }
+                MAJOR_ARRAY => pending = pending.checked_add(arg)?,
+                MAJOR_MAP => pending = pending.checked_add(arg.checked_mul(2)?)?,
+                MAJOR_TAG => pending = pending.checked_add(1)?,
+                _ => {}
+            }
+        }
+        Some(())
+    }
+
+    /// Bytes from relative position `start` to the current position.
+    pub(crate) fn since(&self, start: usize) -> Option<&'a [u8]> {
+        self.b.get(start..self.pos)
+    }
+}
