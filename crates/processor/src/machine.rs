@@ -362,9 +362,14 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
         }
     }
 
-    fn indices(&self, sel: &Selection<'m>) -> Result<Indices<'m>, Error> {
-        Ok(match sel {
-            Selection::Nothing => return Err(Error::NoComponentSelected),
+    /// The selected indices; `None` when nothing is selected (the callers' error:
+    /// [`Error::NoComponentSelected`]). An `Option`, not a `Result`: the error is large
+    /// enough that returning `Result<Indices, Error>` costs a `memcpy` per command on
+    /// a Cortex-M4.
+    #[inline]
+    fn indices(&self, sel: &Selection<'m>) -> Option<Indices<'m>> {
+        Some(match sel {
+            Selection::Nothing => return None,
             Selection::One(i) => Indices::Range(*i..*i + 1),
             Selection::All => Indices::Range(0..self.ncomp as u32),
             Selection::List(l) => Indices::List(l.iter()),
@@ -541,7 +546,10 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
             Command::OverrideParameters(p) => self.set_params(p, sel, scope, soft, false),
             Command::SetParameters(p) => self.set_params(p, sel, scope, soft, true),
             Command::Condition(c, policy) => {
-                for i in self.indices(sel)? {
+                let Some(indices) = self.indices(sel) else {
+                    return Err(Error::NoComponentSelected.into());
+                };
+                for i in indices {
                     self.at = i;
                     self.observed = None;
                     // An abort while evaluating (the platform cannot answer, storage
@@ -561,7 +569,10 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
             }
             #[cfg(feature = "trust-domains")]
             Command::Directive(Directive::ProcessDependency, policy) => {
-                for i in self.indices(sel)? {
+                let Some(indices) = self.indices(sel) else {
+                    return Err(Error::NoComponentSelected.into());
+                };
+                for i in indices {
                     self.at = i;
                     let r = self.process_dependency(kind, i);
                     let outcome = if r.is_ok() {
@@ -576,7 +587,10 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
                 Ok(())
             }
             Command::Directive(d, policy) => {
-                for i in self.indices(sel)? {
+                let Some(indices) = self.indices(sel) else {
+                    return Err(Error::NoComponentSelected.into());
+                };
+                for i in indices {
                     self.at = i;
                     self.observed = None;
                     let r = self.directive(d, i);
@@ -591,14 +605,20 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
                 Ok(())
             }
             Command::TryEach(t) => {
-                for i in self.indices(sel)? {
+                let Some(indices) = self.indices(sel) else {
+                    return Err(Error::NoComponentSelected.into());
+                };
+                for i in indices {
                     self.at = i;
                     self.try_each(kind, t, i, depth)?;
                 }
                 Ok(())
             }
             Command::RunSequence(body) => {
-                for i in self.indices(sel)? {
+                let Some(indices) = self.indices(sel) else {
+                    return Err(Error::NoComponentSelected.into());
+                };
+                for i in indices {
                     self.at = i;
                     let mut inner = Selection::One(i);
                     match self.run(kind, body, &mut inner, Scope::RunSequence, depth + 1) {
@@ -622,7 +642,10 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
                 for entry in map.code_lists() {
                     let (src, codes) = entry.map_err(Error::from)?;
                     let from = *self.params(src)?;
-                    for i in self.indices(sel)? {
+                    let Some(indices) = self.indices(sel) else {
+                        return Err(Error::NoComponentSelected.into());
+                    };
+                    for i in indices {
                         let to = self.params_mut(i)?;
                         for code in codes.iter() {
                             if !to.copy_from(&from, code) {
@@ -669,7 +692,10 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
                     return Err(Stop::Abort(Error::UnsupportedParameter(code)));
                 }
                 other => {
-                    for i in self.indices(sel)? {
+                    let Some(indices) = self.indices(sel) else {
+                        return Err(Error::NoComponentSelected.into());
+                    };
+                    for i in indices {
                         self.params_mut(i)?.apply(other, only_if_unset);
                     }
                 }
@@ -706,7 +732,10 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
     /// an abort (the platform cannot answer, storage failed, the build lacks it).
     fn condition(&mut self, c: Condition, i: u32) -> Result<bool, Error> {
         let t = self.target(i)?;
-        let p = *self.params(i)?;
+        // Borrowed, not copied: the identity checks are most of the conditions run, and
+        // a copy of the whole parameter set is a `memcpy` each on a Cortex-M4. The arms
+        // that need `&mut self` copy it first.
+        let p = self.params(i)?;
         let identity = self.platform.identity;
         Ok(match c {
             // A condition whose parameter is unset fails (§8.4.9).
@@ -718,8 +747,14 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
             Condition::ComponentSlot => p
                 .slot
                 .is_some_and(|s| identity.slot_matches(&t, s, self.procedure)),
-            Condition::ImageMatch => self.image_matches(i, &t, &p)?.unwrap_or(false),
-            Condition::ImageNotMatch => matches!(self.image_matches(i, &t, &p)?, Some(false)),
+            Condition::ImageMatch => {
+                let p = *p;
+                self.image_matches(i, &t, &p)?.unwrap_or(false)
+            }
+            Condition::ImageNotMatch => {
+                let p = *p;
+                matches!(self.image_matches(i, &t, &p)?, Some(false))
+            }
             Condition::CheckContent => match p.content {
                 Some(c) => pipeline::content_equals(self.platform.storage, &t, c)?,
                 None => false,
@@ -731,6 +766,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
             // soft outcome.
             #[cfg(feature = "trust-domains")]
             Condition::DependencyIntegrity => {
+                let p = *p;
                 self.dependency_integrity(i, &t, &p)?;
                 true
             }
@@ -740,6 +776,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
             },
             #[cfg(feature = "update-management")]
             Condition::MinimumBattery | Condition::UpdateAuthorized | Condition::Version => {
+                let p = *p;
                 return crate::manage::condition(self.platform.policy, c, i, &t, &p);
             }
             other => {
