@@ -436,7 +436,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
         &mut self,
         kind: SequenceKind,
         offset: usize,
-        code: i64,
+        cmd: &Command<'m>,
         component: u32,
         policy: ReportingPolicy,
         outcome: Outcome,
@@ -446,7 +446,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
                 manifest: self.path,
                 sequence: kind,
                 offset,
-                command: code,
+                command: cmd.code(),
                 component,
                 outcome,
                 sysinfo,
@@ -474,8 +474,9 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
         let mut soft = scope == Scope::TryBranch;
         for item in seq.iter() {
             let (offset, cmd) = item.map_err(Error::from)?;
-            let code = cmd.code();
             let result = self.command(kind, offset, cmd, sel, scope, &mut soft, depth);
+            // The code only matters for a failure record: not worked out per command.
+            let code = || cmd.code();
             match result {
                 Ok(()) => {}
                 // Rows 2 and 3: a condition failure here, or one handed up from a nested
@@ -485,11 +486,11 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
                         self.ctx.failure = None;
                         return Err(Stop::Soft);
                     }
-                    self.note_failure(kind, offset, code);
+                    self.note_failure(kind, offset, code());
                     return Err(Stop::Condition(f));
                 }
                 Err(Stop::Abort(e)) => {
-                    self.note_failure(kind, offset, code);
+                    self.note_failure(kind, offset, code());
                     return Err(Stop::Abort(e));
                 }
                 Err(Stop::Soft) => return Err(Stop::Soft),
@@ -560,7 +561,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
                     } else {
                         Outcome::Failure
                     };
-                    self.report(kind, offset, cmd.code(), i, policy, outcome);
+                    self.report(kind, offset, &cmd, i, policy, outcome);
                     if !r? {
                         return Err(Stop::Condition(Failed::Condition(c, i)));
                     }
@@ -581,7 +582,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
                         Outcome::Failure
                     };
                     self.at = i;
-                    self.report(kind, offset, cmd.code(), i, policy, outcome);
+                    self.report(kind, offset, &cmd, i, policy, outcome);
                     r?;
                 }
                 Ok(())
@@ -599,7 +600,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
                     } else {
                         Outcome::Failure
                     };
-                    self.report(kind, offset, cmd.code(), i, policy, outcome);
+                    self.report(kind, offset, &cmd, i, policy, outcome);
                     r?;
                 }
                 Ok(())

@@ -109,6 +109,10 @@ impl<'a> Reader<'a> {
         if self.peek()? != Type::Array {
             return self.err(K::UnexpectedType);
         }
+        if let Some((n, h)) = self.fast_head(4) {
+            self.advance(h);
+            return self.check_count(Some(n), 1, at);
+        }
         let n = self.d.array();
         let n = self.lift(at, n)?;
         self.check_count(n, 1, at)
@@ -119,6 +123,10 @@ impl<'a> Reader<'a> {
         let at = self.offset();
         if self.peek()? != Type::Map {
             return self.err(K::UnexpectedType);
+        }
+        if let Some((n, h)) = self.fast_head(5) {
+            self.advance(h);
+            return self.check_count(Some(n), 2, at);
         }
         let n = self.d.map();
         let n = self.lift(at, n)?;
@@ -151,7 +159,45 @@ impl<'a> Reader<'a> {
         DecodeError::new(kind, at)
     }
 
+    /// The argument and header length of the next item when it has major type `major`
+    /// and a definite argument that the input holds; `None` for anything else.
+    ///
+    /// The strict methods below take this fast path for the well-formed case and leave
+    /// everything else to minicbor, so what they accept and every error they report
+    /// (kind and offset) are minicbor's, exactly as before; only the common case no
+    /// longer goes through minicbor's generic decoding.
+    #[inline]
+    fn fast_head(&self, major: u8) -> Option<(u64, usize)> {
+        let input = self.d.input();
+        let pos = self.d.position();
+        let ib = *input.get(pos)?;
+        if ib >> 5 != major {
+            return None;
+        }
+        let arg = |n: usize| -> Option<u64> {
+            let b = input.get(pos + 1..pos + 1 + n)?;
+            Some(b.iter().fold(0u64, |v, &x| (v << 8) | u64::from(x)))
+        };
+        match ib & 0x1f {
+            info @ 0..=23 => Some((u64::from(info), 1)),
+            24 => Some((arg(1)?, 2)),
+            25 => Some((arg(2)?, 3)),
+            26 => Some((arg(4)?, 5)),
+            27 => Some((arg(8)?, 9)),
+            _ => None,
+        }
+    }
+
+    /// Moves `n` bytes on (a header the fast path read).
+    fn advance(&mut self, n: usize) {
+        self.d.set_position(self.d.position() + n);
+    }
+
     pub(crate) fn u64(&mut self) -> Result<u64> {
+        if let Some((v, n)) = self.fast_head(0) {
+            self.advance(n);
+            return Ok(v);
+        }
         let at = self.offset();
         self.d.u64().map_err(|e| self.fail(at, &e))
     }
@@ -165,6 +211,18 @@ impl<'a> Reader<'a> {
 
     /// Any CBOR integer that fits in `i64` (keys, algorithm ids, command codes).
     pub(crate) fn i64(&mut self) -> Result<i64> {
+        if let Some((v, n)) = self.fast_head(0)
+            && let Ok(v) = i64::try_from(v)
+        {
+            self.advance(n);
+            return Ok(v);
+        }
+        if let Some((v, n)) = self.fast_head(1)
+            && let Ok(v) = i64::try_from(v)
+        {
+            self.advance(n);
+            return Ok(-1 - v);
+        }
         let at = self.offset();
         self.d.i64().map_err(|e| self.fail(at, &e))
     }
@@ -184,6 +242,18 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn bytes(&mut self) -> Result<&'a [u8]> {
+        if let Some((len, n)) = self.fast_head(2) {
+            let start = self.d.position() + n;
+            let input = self.d.input();
+            if let Some(b) = usize::try_from(len)
+                .ok()
+                .and_then(|len| start.checked_add(len))
+                .and_then(|end| input.get(start..end))
+            {
+                self.d.set_position(start + b.len());
+                return Ok(b);
+            }
+        }
         let at = self.offset();
         self.d.bytes().map_err(|e| self.fail(at, &e))
     }
