@@ -109,6 +109,25 @@ enum Input<'a, 'u> {
     Component(Target<'a>, u64),
 }
 
+/// What image-match reads of a component's parameters: copying the whole set instead is
+/// a `memcpy` on a Cortex-M4.
+#[derive(Clone, Copy)]
+struct ImageParams<'m> {
+    digest: Option<suitcase_suit::Digest<'m>>,
+    size: Option<u64>,
+    slot: Option<u64>,
+}
+
+impl<'m> ImageParams<'m> {
+    fn of(p: &Params<'m>) -> Self {
+        ImageParams {
+            digest: p.digest,
+            size: p.size,
+            slot: p.slot,
+        }
+    }
+}
+
 /// Summary of a completed update.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UpdateSummary {
@@ -138,8 +157,8 @@ pub(crate) fn run(
         };
         let mut ctx = Context::new(keys, buffer);
         ctx.chain[0] = auth.manifest_digest();
-        Machine::new(auth, platform, &mut ctx, procedure, 0, ManifestPath::ROOT)
-            .and_then(|mut m| m.run_procedure())
+        let mut m = Machine::new(auth, platform, &mut ctx, procedure, 0, ManifestPath::ROOT);
+        m.bind().and_then(|()| m.run_procedure())
     };
     platform.dependencies = support;
     result
@@ -235,6 +254,9 @@ pub(crate) struct Machine<'m, 'e, 'p> {
 }
 
 impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
+    /// A frame for `auth`'s manifest; [`Machine::bind`] then gives each index its entry
+    /// of the shared parameter table. Two steps, so the (large) frame is built where it
+    /// stays instead of being moved out of a `Result`.
     fn new(
         auth: &'e Authenticated<'m>,
         platform: &'e mut Platform<'p>,
@@ -242,12 +264,38 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
         procedure: Procedure,
         depth: usize,
         path: ManifestPath,
-    ) -> Result<Self, Error> {
-        let m = auth.manifest();
-        let ncomp = m.index_count();
-        let mut ids = [None; MAX];
-        let mut slots = [NO_SLOT; MAX];
-        for (i, (id, slot)) in ids.iter_mut().zip(slots.iter_mut()).enumerate().take(ncomp) {
+    ) -> Self {
+        Machine {
+            auth,
+            platform,
+            ctx,
+            procedure,
+            depth,
+            path,
+            ncomp: auth.manifest().index_count(),
+            ids: [None; MAX],
+            slots: [NO_SLOT; MAX],
+            written: [None; MAX],
+            plain: [None; MAX],
+            verified: [None; MAX],
+            components_written: 0,
+            at: 0,
+            observed: None,
+        }
+    }
+
+    /// Decodes the component identifiers and finds each index's parameter entry.
+    fn bind(&mut self) -> Result<(), Error> {
+        let m = self.auth.manifest();
+        let (ncomp, depth) = (self.ncomp, self.depth);
+        let ctx = &mut *self.ctx;
+        for (i, (id, slot)) in self
+            .ids
+            .iter_mut()
+            .zip(self.slots.iter_mut())
+            .enumerate()
+            .take(ncomp)
+        {
             *id = m.component_id(i as u32);
             if depth == 0 {
                 // The root owns the first entries, index for index.
@@ -263,23 +311,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
                 })? as u8;
             }
         }
-        Ok(Machine {
-            auth,
-            platform,
-            ctx,
-            procedure,
-            depth,
-            path,
-            ncomp,
-            ids,
-            slots,
-            written: [None; MAX],
-            plain: [None; MAX],
-            verified: [None; MAX],
-            components_written: 0,
-            at: 0,
-            observed: None,
-        })
+        Ok(())
     }
 
     /// Runs the procedure's sequences in the spec's order, each after the shared sequence.
@@ -749,12 +781,12 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
                 .slot
                 .is_some_and(|s| identity.slot_matches(&t, s, self.procedure)),
             Condition::ImageMatch => {
-                let p = *p;
-                self.image_matches(i, &t, &p)?.unwrap_or(false)
+                let m = ImageParams::of(p);
+                self.image_matches(i, &t, m)?.unwrap_or(false)
             }
             Condition::ImageNotMatch => {
-                let p = *p;
-                matches!(self.image_matches(i, &t, &p)?, Some(false))
+                let m = ImageParams::of(p);
+                matches!(self.image_matches(i, &t, m)?, Some(false))
             }
             Condition::CheckContent => match p.content {
                 Some(c) => pipeline::content_equals(self.platform.storage, &t, c)?,
@@ -793,7 +825,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
         &mut self,
         i: u32,
         t: &Target<'m>,
-        p: &Params<'m>,
+        p: ImageParams<'m>,
     ) -> Result<Option<bool>, Error> {
         let Some(d) = p.digest else { return Ok(None) };
         if d.algorithm != suitcase_suit::DigestAlgorithm::Sha256 {
@@ -801,15 +833,15 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
         }
         #[cfg(feature = "trust-domains")]
         if self.is_dependency(i) {
-            return self.dependency_matches(i, t, p, d.bytes).map(Some);
+            return self.dependency_matches(i, t, p.size, d.bytes).map(Some);
         }
         if let Some(Some((slot, w))) = self.written.get(i as usize)
             && *slot == p.slot
             && p.size.is_none_or(|s| s == w.len)
         {
-            let w = *w;
-            self.observed = Some(w);
-            return Ok(Some(w.digest.as_slice() == d.bytes));
+            let matched = w.digest.as_slice() == d.bytes;
+            self.observed = Some(*w);
+            return Ok(Some(matched));
         }
         let len = match p.size {
             Some(s) => s,
@@ -995,7 +1027,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
         &mut self,
         i: u32,
         t: &Target<'m>,
-        p: &Params<'m>,
+        size: Option<u64>,
         buf: &'b mut [u8],
     ) -> Result<&'b [u8], Error>
     where
@@ -1004,7 +1036,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
         if let Some(Some(b)) = self.plain.get(i as usize) {
             return Ok(b);
         }
-        let len = match p.size {
+        let len = match size {
             Some(s) => s,
             None => self.platform.storage.len(t)?,
         };
@@ -1028,7 +1060,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
         &mut self,
         i: u32,
         t: &Target<'m>,
-        p: &Params<'m>,
+        size: Option<u64>,
         want: &[u8],
     ) -> Result<bool, Error> {
         use sha2::Digest as _;
@@ -1039,10 +1071,12 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
             });
         }
         let scratch = core::mem::take(&mut self.ctx.buffer);
-        let r = self.dependency_bytes(i, t, p, &mut *scratch).map(|bytes| {
-            suitcase_suit::Envelope::decode(bytes)
-                .is_ok_and(|env| sha2::Sha256::digest(env.manifest_bytes).as_slice() == want)
-        });
+        let r = self
+            .dependency_bytes(i, t, size, &mut *scratch)
+            .map(|bytes| {
+                suitcase_suit::Envelope::decode(bytes)
+                    .is_ok_and(|env| sha2::Sha256::digest(env.manifest_bytes).as_slice() == want)
+            });
         self.ctx.buffer = scratch;
         r
     }
@@ -1154,7 +1188,8 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
             self.procedure,
             depth,
             path,
-        )?;
+        );
+        frame.bind()?;
         match frame.run_top(kind, seq) {
             Ok(()) => Ok(()),
             Err(Error::ConditionFailed {

@@ -115,7 +115,9 @@ fn uuid<'a>(r: &mut Reader<'a>) -> Result<&'a [u8]> {
     Ok(b)
 }
 
-/// Reads one `code => value` pair.
+/// Reads one `code => value` pair. Inlined into its two callers: its `Result` is large
+/// enough to be copied with a `memcpy` on a Cortex-M4 otherwise.
+#[inline(always)]
 pub(crate) fn read_parameter<'a>(r: &mut Reader<'a>, depth: usize) -> Result<Parameter<'a>> {
     let at = r.offset();
     let code = r.i64()?;
