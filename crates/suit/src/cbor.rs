@@ -523,6 +523,7 @@ impl<'a> Trusted<'a> {
 
     /// One item head: major type and argument (length, count, value or tag).
     /// Indefinite lengths and reserved values are `None`.
+    #[inline]
     pub(crate) fn head(&mut self) -> Option<(u8, u64)> {
         let ib = self.peek()?;
         self.pos += 1;
