@@ -466,11 +466,18 @@ impl<'a> Iterator for CommandIter<'a> {
             self.r = probe;
             return Some(Ok((at, c)));
         }
-        let mut strict = self.r.strict();
-        let c = read_command(&mut strict, 0, false, Mode::Trusted);
-        self.r.sync(&strict);
-        Some(c.map(|c| (at, c)))
+        Some(strict_fallback(&mut self.r).map(|c| (at, c)))
     }
+}
+
+/// The strict read of one command at `r`'s position, for [`CommandIter`]: kept out of
+/// line, as only the rare commands the lean reader leaves to it take it.
+#[inline(never)]
+fn strict_fallback<'a>(r: &mut Trusted<'a>) -> Result<Command<'a>> {
+    let mut strict = r.strict();
+    let c = read_command(&mut strict, 0, false, Mode::Trusted);
+    r.sync(&strict);
+    c
 }
 
 /// Reads one command of a validated sequence with the lean reader: the code, then its

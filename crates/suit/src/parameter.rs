@@ -115,9 +115,7 @@ fn uuid<'a>(r: &mut Reader<'a>) -> Result<&'a [u8]> {
     Ok(b)
 }
 
-/// Reads one `code => value` pair. Inlined into its two callers: its `Result` is large
-/// enough to be copied with a `memcpy` on a Cortex-M4 otherwise.
-#[inline(always)]
+/// Reads one `code => value` pair.
 pub(crate) fn read_parameter<'a>(r: &mut Reader<'a>, depth: usize) -> Result<Parameter<'a>> {
     let at = r.offset();
     let code = r.i64()?;
@@ -275,11 +273,19 @@ impl<'a> Iterator for ParameterIter<'a> {
             self.r = probe;
             return Some(p);
         }
-        let mut strict = self.r.strict();
-        let p = read_parameter(&mut strict, 0).ok();
-        self.r.sync(&strict);
-        p
+        strict_fallback(&mut self.r)
     }
+}
+
+/// The strict read of one entry at `r`'s position, for [`ParameterIter`]: kept out of
+/// line, as it is never taken on a validated map.
+#[cold]
+#[inline(never)]
+fn strict_fallback<'a>(r: &mut Trusted<'a>) -> Option<Parameter<'a>> {
+    let mut strict = r.strict();
+    let p = read_parameter(&mut strict, 0).ok();
+    r.sync(&strict);
+    p
 }
 
 /// One `code => value` pair of a validated map, read with the lean reader. `None` for
