@@ -427,6 +427,60 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Duplicate keys of a map found while its entries are read, for maps keyed by
+/// integers the reader decodes anyway (parameters, the manifest, SUIT_Common, the
+/// envelope): what [`Reader::ensure_unique_keys`] finds by walking the map again.
+///
+/// Keys in 0..64 are noted in a bit set, and the first repeated one is reported once
+/// the whole map validated, at the offset of the repeated key, exactly as
+/// `ensure_unique_keys` reports it; a map with any other key (a larger integer, a text
+/// key, a negative one) is left to `ensure_unique_keys`.
+pub(crate) struct KeySet {
+    seen: u64,
+    duplicate: Option<usize>,
+    all_small: bool,
+}
+
+impl KeySet {
+    pub(crate) fn new() -> Self {
+        KeySet {
+            seen: 0,
+            duplicate: None,
+            all_small: true,
+        }
+    }
+
+    /// Notes integer key `k`, which started at absolute offset `at`.
+    pub(crate) fn note(&mut self, k: i64, at: usize) {
+        if self.all_small && (0..64).contains(&k) {
+            let bit = 1u64 << k;
+            if self.seen & bit != 0 && self.duplicate.is_none() {
+                self.duplicate = Some(at);
+            }
+            self.seen |= bit;
+        } else {
+            self.all_small = false;
+        }
+    }
+
+    /// Notes a key that is not an integer.
+    pub(crate) fn note_other(&mut self) {
+        self.all_small = false;
+    }
+
+    /// After the `n` entries from relative position `first` were read: the duplicate
+    /// key error, if any.
+    pub(crate) fn check(&self, r: &Reader<'_>, first: usize, n: usize, depth: usize) -> Result<()> {
+        if !self.all_small {
+            return r.ensure_unique_keys(first, n, depth);
+        }
+        match self.duplicate {
+            Some(at) => Err(DecodeError::new(K::DuplicateKey, at)),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A bstr-wrapped item: see [`Reader::bytes_with_header`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Wrapped<'a> {

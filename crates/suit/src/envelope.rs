@@ -1,6 +1,6 @@
 //! SUIT_Envelope (tag 107) and the authentication wrapper (`suit-codes.md` §0, §1).
 
-use crate::cbor::{Reader, Result, Wrapped};
+use crate::cbor::{KeySet, Reader, Result, Wrapped};
 use crate::digest::Digest;
 use crate::error::{DecodeError, DecodeErrorKind as K, Element};
 use crate::manifest::{Manifest, Member, SeverableKind};
@@ -128,15 +128,19 @@ impl<'a> Envelope<'a> {
         let mut auth = None;
         let mut manifest: Option<Wrapped<'a>> = None;
         let mut severed = [None; 6];
+        let mut keys = KeySet::new();
         for _ in 0..n {
             let at = r.offset();
             if r.peek()? == minicbor::data::Type::String {
                 // Integrated payload or dependency: any text key.
+                keys.note_other();
                 r.str()?;
                 r.bytes()?;
                 continue;
             }
-            match r.i64()? {
+            let k = r.i64()?;
+            keys.note(k, at);
+            match k {
                 2 => {
                     let w = r.bytes_with_header()?;
                     auth = Some(AuthWrapper::read(w)?);
@@ -159,7 +163,7 @@ impl<'a> Envelope<'a> {
                 },
             }
         }
-        r.ensure_unique_keys(first, n, 0)?;
+        keys.check(&r, first, n, 0)?;
         r.finish()?;
         let auth = auth.ok_or(DecodeError::new(
             K::Missing(Element::AuthenticationWrapper),

@@ -1,7 +1,7 @@
 //! SUIT_Manifest and SUIT_Common (`suit-codes.md` §2, §3).
 
 use crate::MAX_COMPONENTS;
-use crate::cbor::{Reader, Result, Wrapped};
+use crate::cbor::{KeySet, Reader, Result, Wrapped};
 use crate::command::CommandSequence;
 use crate::component::{ComponentId, Components};
 use crate::digest::Digest;
@@ -94,16 +94,19 @@ impl<'a> Common<'a> {
         let n = r.map()?;
         let first = r.pos();
         let mut c = Common::default();
+        let mut keys = KeySet::new();
         for _ in 0..n {
             let at = r.offset();
-            match r.i64()? {
+            let k = r.i64()?;
+            keys.note(k, at);
+            match k {
                 1 => c.dependencies = Some(Dependencies::read(&mut r)?),
                 2 => c.components = Components::read(&mut r)?,
                 4 => c.shared_sequence = Some(CommandSequence::read_wrapped(&mut r, 0, true)?),
                 k => return Err(DecodeError::new(K::UnknownCommonElement(k), at)),
             }
         }
-        r.ensure_unique_keys(first, n, 0)?;
+        keys.check(&r, first, n, 0)?;
         r.finish()?;
         // A dependency index that also names a listed component would give one index two
         // identifiers (the component's and the dependency prefix): refused as ambiguous.
@@ -256,9 +259,11 @@ impl<'a> Manifest<'a> {
             uninstall: None,
             severable: [Member::Absent; 6],
         };
+        let mut keys = KeySet::new();
         for _ in 0..n {
             let at = r.offset();
             let key = r.i64()?;
+            keys.note(key, at);
             match key {
                 1 => {
                     let vat = r.offset();
@@ -303,7 +308,7 @@ impl<'a> Manifest<'a> {
                 },
             }
         }
-        r.ensure_unique_keys(first, n, 0)?;
+        keys.check(&r, first, n, 0)?;
         r.finish()?;
         if version.is_none() {
             return Err(DecodeError::new(

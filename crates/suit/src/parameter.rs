@@ -1,6 +1,6 @@
 //! SUIT_Parameters: the argument of override-parameters (20) and set-parameters (19).
 
-use crate::cbor::{self, Reader, Result, Trusted};
+use crate::cbor::{self, KeySet, Reader, Result, Trusted};
 use crate::digest::Digest;
 use crate::error::{DecodeError, DecodeErrorKind as K};
 
@@ -197,12 +197,8 @@ impl<'a> Parameters<'a> {
         let n = r.map()?;
         let first = r.pos();
         // Duplicate codes are found as the entries are read (a parameter's code is its
-        // key), for the codes in -64..64; the first duplicate is reported after the
-        // whole map validated, exactly as `ensure_unique_keys` (which re-walks the map)
-        // reports it. Any other code leaves the check to `ensure_unique_keys`.
-        let mut seen: u128 = 0;
-        let mut duplicate = None;
-        let mut all_small = true;
+        // key): no second walk over the map.
+        let mut keys = KeySet::new();
         for _ in 0..n {
             let key_at = r.offset();
             let p = read_parameter(r, depth)?;
@@ -212,22 +208,9 @@ impl<'a> Parameters<'a> {
                     base,
                 ));
             }
-            let k = p.code();
-            if all_small && (-64..64).contains(&k) {
-                let bit = 1u128 << ((k + 64) as u32);
-                if seen & bit != 0 && duplicate.is_none() {
-                    duplicate = Some(key_at);
-                }
-                seen |= bit;
-            } else {
-                all_small = false;
-            }
+            keys.note(p.code(), key_at);
         }
-        if !all_small {
-            r.ensure_unique_keys(first, n, depth)?;
-        } else if let Some(at) = duplicate {
-            return Err(DecodeError::new(K::DuplicateKey, at));
-        }
+        keys.check(r, first, n, depth)?;
         Ok(Parameters {
             raw: r.since(start),
             base,
