@@ -106,12 +106,13 @@ impl<'a> Reader<'a> {
     /// forged length cannot make a loop run long.
     pub(crate) fn array(&mut self) -> Result<usize> {
         let at = self.offset();
-        if self.peek()? != Type::Array {
-            return self.err(K::UnexpectedType);
-        }
+        // A definite head of this major type is what `peek` would classify as Array.
         if let Some((n, h)) = self.fast_head(4) {
             self.advance(h);
             return self.check_count(Some(n), 1, at);
+        }
+        if self.peek()? != Type::Array {
+            return self.err(K::UnexpectedType);
         }
         let n = self.d.array();
         let n = self.lift(at, n)?;
@@ -121,12 +122,13 @@ impl<'a> Reader<'a> {
     /// A definite map header; see [`Reader::array`].
     pub(crate) fn map(&mut self) -> Result<usize> {
         let at = self.offset();
-        if self.peek()? != Type::Map {
-            return self.err(K::UnexpectedType);
-        }
+        // A definite head of this major type is what `peek` would classify as Map.
         if let Some((n, h)) = self.fast_head(5) {
             self.advance(h);
             return self.check_count(Some(n), 2, at);
+        }
+        if self.peek()? != Type::Map {
+            return self.err(K::UnexpectedType);
         }
         let n = self.d.map();
         let n = self.lift(at, n)?;
