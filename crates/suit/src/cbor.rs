@@ -176,16 +176,15 @@ impl<'a> Reader<'a> {
         if ib >> 5 != major {
             return None;
         }
-        let arg = |n: usize| -> Option<u64> {
-            let b = input.get(pos + 1..pos + 1 + n)?;
-            Some(b.iter().fold(0u64, |v, &x| (v << 8) | u64::from(x)))
-        };
+        // Arguments up to two bytes: what SUIT's codes, counts, lengths and most values
+        // take. Longer ones are rare and left to minicbor (a smaller fast path).
         match ib & 0x1f {
             info @ 0..=23 => Some((u64::from(info), 1)),
-            24 => Some((arg(1)?, 2)),
-            25 => Some((arg(2)?, 3)),
-            26 => Some((arg(4)?, 5)),
-            27 => Some((arg(8)?, 9)),
+            24 => Some((u64::from(*input.get(pos + 1)?), 2)),
+            25 => {
+                let b = input.get(pos + 1..pos + 3)?;
+                Some((b.iter().fold(0u64, |v, &x| (v << 8) | u64::from(x)), 3))
+            }
             _ => None,
         }
     }
