@@ -420,7 +420,7 @@ impl<'a> CommandSequence<'a> {
             return r.err(K::InvalidValue);
         }
         for _ in 0..n / 2 {
-            read_command(r, depth, shared, Mode::Validate)?;
+            read_command(r, depth, shared)?;
         }
         Ok(())
     }
@@ -471,11 +471,13 @@ impl<'a> Iterator for CommandIter<'a> {
 }
 
 /// The strict read of one command at `r`'s position, for [`CommandIter`]: kept out of
-/// line, as only the rare commands the lean reader leaves to it take it.
+/// line, as only the rare commands the lean reader leaves to it take it
+/// (override-multiple, copy-params, custom commands). On a validated sequence it reads
+/// what the validation read, so it yields the same command.
 #[inline(never)]
 fn strict_fallback<'a>(r: &mut Trusted<'a>) -> Result<Command<'a>> {
     let mut strict = r.strict();
-    let c = read_command(&mut strict, 0, false, Mode::Trusted);
+    let c = read_command(&mut strict, 0, false);
     r.sync(&strict);
     c
 }
@@ -549,70 +551,7 @@ fn read_lean<'a>(r: &mut Trusted<'a>) -> Option<Command<'a>> {
     })
 }
 
-/// Whether a read validates nested content (decode time) or trusts it (iteration over a
-/// sequence validated earlier: re-validating nested branches and parameter maps on every
-/// step would make the interpreter quadratic).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Validate,
-    Trusted,
-}
-
-/// The structured arguments, read without validation; `None` for the simple commands,
-/// which the common path reads as cheaply.
-fn read_trusted<'a>(r: &mut Reader<'a>) -> Result<Option<Command<'a>>> {
-    let mut probe = r.clone();
-    let code = probe.i64()?;
-    Ok(Some(match code {
-        15 => {
-            let base = probe.offset();
-            let start = probe.pos();
-            let n = probe.array()?;
-            let mut has_nil = false;
-            for i in 0..n {
-                if i + 1 == n && probe.peek()? == minicbor::data::Type::Null {
-                    probe.null()?;
-                    has_nil = true;
-                } else {
-                    probe.bytes()?;
-                }
-            }
-            Command::TryEach(TryEach {
-                raw: probe.since(start),
-                base,
-                has_empty_fallback: has_nil,
-            })
-        }
-        19 | 20 => {
-            let base = probe.offset();
-            let p = Parameters::trusted(probe.raw_trusted()?, base);
-            if code == 19 {
-                Command::SetParameters(p)
-            } else {
-                Command::OverrideParameters(p)
-            }
-        }
-        32 => Command::RunSequence(CommandSequence::from_validated(probe.bytes_with_header()?)),
-        _ => return Ok(None),
-    }))
-    .inspect(|c| {
-        if c.is_some() {
-            *r = probe.clone();
-        }
-    })
-}
-
-fn read_command<'a>(
-    r: &mut Reader<'a>,
-    depth: usize,
-    shared: bool,
-    mode: Mode,
-) -> Result<Command<'a>> {
-    if mode == Mode::Trusted
-        && let Some(c) = read_trusted(r)?
-    {
-        return Ok(c);
-    }
+fn read_command<'a>(r: &mut Reader<'a>, depth: usize, shared: bool) -> Result<Command<'a>> {
     let at = r.offset();
     let code = r.i64()?;
     if shared && !(condition_of(code).is_some() || matches!(code, 12 | 15 | 20 | 32)) {
