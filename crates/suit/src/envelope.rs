@@ -183,11 +183,19 @@ impl<'a> Envelope<'a> {
     /// Decodes the manifest (call after authentication). Also refuses envelope members
     /// that the manifest does not record as severed: no signature covers them.
     pub fn manifest(&self) -> core::result::Result<Manifest<'a>, DecodeError> {
-        let manifest = Manifest::read(self.manifest)?;
+        let mut m = Manifest::default();
+        self.manifest_into(&mut m)?;
+        Ok(m)
+    }
+
+    /// [`Envelope::manifest`], decoded into `m` in place (no move of the decoded
+    /// manifest, a few hundred bytes). On an error `m` holds a partial decode: discard it.
+    pub fn manifest_into(&self, m: &mut Manifest<'a>) -> core::result::Result<(), DecodeError> {
+        Manifest::read_into(self.manifest, m)?;
         for kind in SeverableKind::ALL {
             let carried = self.severed.get(kind.index()).copied().flatten();
             if let Some(w) = carried
-                && !matches!(manifest.member(kind), Member::Severed(_))
+                && !matches!(m.member(kind), Member::Severed(_))
             {
                 return Err(DecodeError::new(
                     K::UnauthenticatedMember(kind.key()),
@@ -195,7 +203,7 @@ impl<'a> Envelope<'a> {
                 ));
             }
         }
-        Ok(manifest)
+        Ok(())
     }
 
     /// Where a severable member's bytes are, if anywhere.

@@ -229,9 +229,30 @@ pub struct Manifest<'a> {
     severable: [Member<'a, Wrapped<'a>>; 6],
 }
 
+/// The empty manifest (sequence number 0, no components, no member): a value to decode
+/// into with [`crate::Envelope::manifest_into`].
+impl Default for Manifest<'_> {
+    fn default() -> Self {
+        Manifest {
+            sequence_number: 0,
+            common: Common::default(),
+            reference_uri: None,
+            component_id: None,
+            set_version: None,
+            validate: None,
+            load: None,
+            invoke: None,
+            uninstall: None,
+            severable: [Member::Absent; 6],
+        }
+    }
+}
+
 impl<'a> Manifest<'a> {
-    /// Decodes the manifest held in the envelope's bstr `w`.
-    pub(crate) fn read(w: Wrapped<'a>) -> Result<Self> {
+    /// Decodes the manifest held in the envelope's bstr `w` into `m` (in place: a
+    /// manifest is a few hundred bytes, and each move out of a `Result` is a `memcpy` on
+    /// a microcontroller). On an error `m` holds whatever was decoded so far.
+    pub(crate) fn read_into(w: Wrapped<'a>, m: &mut Self) -> Result<()> {
         let mut r = w.reader();
         // The bare-manifest tag is allowed inside the bstr as well.
         if r.peek()? == minicbor::data::Type::Tag {
@@ -247,18 +268,7 @@ impl<'a> Manifest<'a> {
         let mut version = None;
         let mut seq = None;
         let mut common = None;
-        let mut m = Manifest {
-            sequence_number: 0,
-            common: Common::default(),
-            reference_uri: None,
-            component_id: None,
-            set_version: None,
-            validate: None,
-            load: None,
-            invoke: None,
-            uninstall: None,
-            severable: [Member::Absent; 6],
-        };
+        *m = Manifest::default();
         let mut keys = KeySet::new();
         for _ in 0..n {
             let at = r.offset();
@@ -321,7 +331,7 @@ impl<'a> Manifest<'a> {
             map_at,
         ))?;
         m.common = common.ok_or(DecodeError::new(K::Missing(Element::Common), map_at))?;
-        Ok(m)
+        Ok(())
     }
 
     /// The size of the component index space: the listed components, extended to the
