@@ -158,7 +158,16 @@ pub(crate) fn run(
         let mut table = [None; MAX];
         let mut ctx = Context::new(keys, buffer, &mut table);
         ctx.chain[0] = auth.manifest_digest();
-        let mut m = Machine::new(auth, platform, &mut ctx, procedure, 0, ManifestPath::ROOT);
+        let mut written = [None; MAX];
+        let mut m = Machine::new(
+            auth,
+            platform,
+            &mut ctx,
+            procedure,
+            0,
+            ManifestPath::ROOT,
+            &mut written,
+        );
         m.bind().and_then(|()| m.run_procedure())
     };
     platform.dependencies = support;
@@ -251,8 +260,9 @@ pub(crate) struct Machine<'m, 'e, 'p> {
     /// Digest and length of what this run wrote into each component, and the slot it
     /// went to: image-match after a fetch uses it, so the payload is hashed once, as it
     /// streams in. Keyed by slot because try-each branches move the slot parameter back
-    /// and forth while choosing.
-    written: [Option<(Option<u64>, Written)>; MAX],
+    /// and forth while choosing. Borrowed from the caller's local, as the parameter
+    /// table is: as a field it was built and then moved into place (a `memcpy`).
+    written: &'e mut [Option<(Option<u64>, Written)>; MAX],
     /// The bytes written into a component when they came untransformed from the
     /// envelope (write, integrated fetch): a dependency installed that way is checked
     /// in place, with no copy.
@@ -280,6 +290,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
         procedure: Procedure,
         depth: usize,
         path: ManifestPath,
+        written: &'e mut [Option<(Option<u64>, Written)>; MAX],
     ) -> Self {
         Machine {
             auth,
@@ -291,7 +302,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
             ncomp: auth.manifest().index_count(),
             ids: [None; MAX],
             slots: [NO_SLOT; MAX],
-            written: [None; MAX],
+            written,
             plain: [None; MAX],
             verified: [None; MAX],
             components_written: 0,
@@ -1199,6 +1210,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
         if let Some(d) = self.ctx.chain.get_mut(depth) {
             *d = digest;
         }
+        let mut written = [None; MAX];
         let mut frame = Machine::new(
             &child,
             &mut *self.platform,
@@ -1206,6 +1218,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
             self.procedure,
             depth,
             path,
+            &mut written,
         );
         frame.bind()?;
         match frame.run_top(kind, seq) {
