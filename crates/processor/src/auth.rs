@@ -45,7 +45,7 @@ pub(crate) fn digest_matches(
     bytes: &[u8],
 ) -> Result<bool, Error> {
     match digest.algorithm {
-        DigestAlgorithm::Sha256 => Ok(Sha256::digest(bytes).as_slice() == digest.bytes),
+        DigestAlgorithm::Sha256 => Ok(crate::bytes::same(&Sha256::digest(bytes), digest.bytes)),
         _ => Err(Error::UnsupportedDigest),
     }
 }

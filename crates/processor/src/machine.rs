@@ -868,7 +868,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
             && *slot == p.slot
             && p.size.is_none_or(|s| s == w.len)
         {
-            let matched = w.digest.as_slice() == d.bytes;
+            let matched = crate::bytes::same(&w.digest, d.bytes);
             self.observed = Some(*w);
             return Ok(Some(matched));
         }
@@ -878,7 +878,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
         };
         let h = pipeline::digest_component(self.platform.storage, t, len)?;
         self.observed = h.map(|digest| Written { digest, len });
-        Ok(Some(h.is_some_and(|h| h.as_slice() == d.bytes)))
+        Ok(Some(h.is_some_and(|h| crate::bytes::same(&h, d.bytes))))
     }
 
     fn directive(&mut self, d: Directive, i: u32) -> Result<(), Error> {
