@@ -201,7 +201,13 @@ impl<'a> Parameters<'a> {
         let mut keys = KeySet::new();
         for _ in 0..n {
             let key_at = r.offset();
-            let p = read_parameter(r, depth)?;
+            // Looked at in place: moving the parameter out of the `Result` is a `memcpy`
+            // per entry on a Cortex-M4.
+            let read = read_parameter(r, depth);
+            let p = match &read {
+                Ok(p) => p,
+                Err(e) => return Err(*e),
+            };
             if shared && matches!(p, Parameter::Custom(..)) {
                 return Err(DecodeError::new(
                     K::CommandNotAllowedInSharedSequence(p.code()),
