@@ -8,6 +8,7 @@
 //! ```text
 //! cargo build --profile bench -p suitcase-processor --example example3_loop
 //! valgrind --tool=callgrind target/release/examples/example3_loop verify   # and full
+//! # an optional second argument sets the iterations (2000 by default)
 //! ```
 //!
 //! Instruction counts are exact and repeatable, unlike wall time on a shared machine.
@@ -21,6 +22,11 @@ use suitcase_testkit::lean::Example3;
 
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "full".into());
+    // An optional second argument: fewer iterations for a quicker profile.
+    let iterations: u32 = std::env::args()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2000);
     let fx = Example3::new();
     let env = Envelope::decode(&fx.envelope).unwrap();
     let block = env.auth.blocks().next().unwrap();
@@ -32,7 +38,7 @@ fn main() {
         anchors: &anchors,
         rules: &[],
     };
-    for _ in 0..2000 {
+    for _ in 0..iterations {
         if mode == "verify" {
             let msg = CoseMessage::decode(black_box(block)).unwrap();
             fx.key

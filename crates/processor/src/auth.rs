@@ -45,7 +45,7 @@ pub(crate) fn digest_matches(
     bytes: &[u8],
 ) -> Result<bool, Error> {
     match digest.algorithm {
-        DigestAlgorithm::Sha256 => Ok(Sha256::digest(bytes).as_slice() == digest.bytes),
+        DigestAlgorithm::Sha256 => Ok(crate::bytes::same(&Sha256::digest(bytes), digest.bytes)),
         _ => Err(Error::UnsupportedDigest),
     }
 }
@@ -94,12 +94,19 @@ pub(crate) fn reopen(bytes: &[u8], signers: u32) -> Result<Authenticated<'_>, Er
 }
 
 fn finish(envelope: Envelope<'_>, signers: u32) -> Result<Authenticated<'_>, Error> {
-    let manifest = envelope.manifest()?;
+    // The manifest is decoded where it stays: moving it out of a `Result` and into the
+    // struct is a `memcpy` of a few hundred bytes each on a microcontroller.
+    let mut a = Authenticated {
+        envelope,
+        manifest: Manifest::default(),
+        signers,
+    };
+    a.envelope.manifest_into(&mut a.manifest)?;
     for kind in SeverableKind::ALL {
         if let Resolved::Severed {
             digest,
             value: Some(w),
-        } = envelope.resolve(&manifest, kind)
+        } = a.envelope.resolve(&a.manifest, kind)
         {
             let ok = digest_matches(&digest, w.whole).map_err(|_| AuthError::UnsupportedDigest)?;
             if !ok {
@@ -107,11 +114,7 @@ fn finish(envelope: Envelope<'_>, signers: u32) -> Result<Authenticated<'_>, Err
             }
         }
     }
-    Ok(Authenticated {
-        envelope,
-        manifest,
-        signers,
-    })
+    Ok(a)
 }
 
 /// The bit set of anchors that verified at least one block. A block in an algorithm

@@ -25,6 +25,7 @@
 )]
 
 mod auth;
+mod bytes;
 #[cfg(feature = "encryption")]
 pub mod decrypt;
 mod error;

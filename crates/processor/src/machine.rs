@@ -109,6 +109,25 @@ enum Input<'a, 'u> {
     Component(Target<'a>, u64),
 }
 
+/// What image-match reads of a component's parameters: copying the whole set instead is
+/// a `memcpy` on a Cortex-M4.
+#[derive(Clone, Copy)]
+struct ImageParams<'m> {
+    digest: Option<suitcase_suit::Digest<'m>>,
+    size: Option<u64>,
+    slot: Option<u64>,
+}
+
+impl<'m> ImageParams<'m> {
+    fn of(p: &Params<'m>) -> Self {
+        ImageParams {
+            digest: p.digest,
+            size: p.size,
+            slot: p.slot,
+        }
+    }
+}
+
 /// Summary of a completed update.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UpdateSummary {
@@ -136,10 +155,20 @@ pub(crate) fn run(
             Some(s) => (Some(s.keys), &mut *s.buffer),
             None => (None, &mut []),
         };
-        let mut ctx = Context::new(keys, buffer);
+        let mut table = [None; MAX];
+        let mut ctx = Context::new(keys, buffer, &mut table);
         ctx.chain[0] = auth.manifest_digest();
-        Machine::new(auth, platform, &mut ctx, procedure, 0, ManifestPath::ROOT)
-            .and_then(|mut m| m.run_procedure())
+        let mut written = [None; MAX];
+        let mut m = Machine::new(
+            auth,
+            platform,
+            &mut ctx,
+            procedure,
+            0,
+            ManifestPath::ROOT,
+            &mut written,
+        );
+        m.bind().and_then(|()| m.run_procedure())
     };
     platform.dependencies = support;
     result
@@ -151,7 +180,11 @@ struct Context<'m> {
     /// a dependency's components are found by identifier (the draft: changes a
     /// dependency makes "persist in the dependent", and set-parameters exists so a
     /// dependent can steer its dependency), new identifiers take the next free entry.
-    params: [(Option<ComponentId<'m>>, Params<'m>); MAX],
+    /// Entries from `used` on are `None`, so an empty table is eight tags, and an entry
+    /// gets its (empty) set when it is taken. Borrowed from a local of [`run`]: as a
+    /// field the table (~1.6 KB) was built and then moved into place, a `memcpy` of
+    /// ~2 k instructions per procedure on a Cortex-M4.
+    params: &'m mut [Option<Entry<'m>>; MAX],
     used: usize,
     /// Who may sign dependencies; `None`: the platform lends no dependency support.
     #[cfg_attr(not(feature = "trust-domains"), allow(dead_code))]
@@ -170,10 +203,18 @@ struct Context<'m> {
     failure: Option<Record>,
 }
 
+/// One entry of the parameter table: the component it is for (`None`: a dependency
+/// index without prefix) and its parameters.
+type Entry<'m> = (Option<ComponentId<'m>>, Params<'m>);
+
 impl<'m> Context<'m> {
-    fn new(keys: Option<&'m dyn KeyStore>, buffer: &'m mut [u8]) -> Self {
+    fn new(
+        keys: Option<&'m dyn KeyStore>,
+        buffer: &'m mut [u8],
+        params: &'m mut [Option<Entry<'m>>; MAX],
+    ) -> Self {
         Context {
-            params: [(None, Params::default()); MAX],
+            params,
             used: 0,
             keys,
             buffer,
@@ -187,11 +228,14 @@ impl<'m> Context<'m> {
     /// The table entry of component `id`, allocated if new.
     fn slot_for(&mut self, id: ComponentId<'m>) -> Option<usize> {
         let used = self.params.get(..self.used)?;
-        if let Some(j) = used.iter().position(|(k, _)| *k == Some(id)) {
+        if let Some(j) = used
+            .iter()
+            .position(|e| e.as_ref().is_some_and(|(k, _)| *k == Some(id)))
+        {
             return Some(j);
         }
         let free = self.params.get_mut(self.used)?;
-        *free = (Some(id), Params::default());
+        *free = Some((Some(id), Params::default()));
         self.used += 1;
         Some(self.used - 1)
     }
@@ -216,8 +260,9 @@ pub(crate) struct Machine<'m, 'e, 'p> {
     /// Digest and length of what this run wrote into each component, and the slot it
     /// went to: image-match after a fetch uses it, so the payload is hashed once, as it
     /// streams in. Keyed by slot because try-each branches move the slot parameter back
-    /// and forth while choosing.
-    written: [Option<(Option<u64>, Written)>; MAX],
+    /// and forth while choosing. Borrowed from the caller's local, as the parameter
+    /// table is: as a field it was built and then moved into place (a `memcpy`).
+    written: &'e mut [Option<(Option<u64>, Written)>; MAX],
     /// The bytes written into a component when they came untransformed from the
     /// envelope (write, integrated fetch): a dependency installed that way is checked
     /// in place, with no copy.
@@ -235,6 +280,9 @@ pub(crate) struct Machine<'m, 'e, 'p> {
 }
 
 impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
+    /// A frame for `auth`'s manifest; [`Machine::bind`] then gives each index its entry
+    /// of the shared parameter table. Two steps, so the (large) frame is built where it
+    /// stays instead of being moved out of a `Result`.
     fn new(
         auth: &'e Authenticated<'m>,
         platform: &'e mut Platform<'p>,
@@ -242,17 +290,44 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
         procedure: Procedure,
         depth: usize,
         path: ManifestPath,
-    ) -> Result<Self, Error> {
-        let m = auth.manifest();
-        let ncomp = m.index_count();
-        let mut ids = [None; MAX];
-        let mut slots = [NO_SLOT; MAX];
-        for (i, (id, slot)) in ids.iter_mut().zip(slots.iter_mut()).enumerate().take(ncomp) {
+        written: &'e mut [Option<(Option<u64>, Written)>; MAX],
+    ) -> Self {
+        Machine {
+            auth,
+            platform,
+            ctx,
+            procedure,
+            depth,
+            path,
+            ncomp: auth.manifest().index_count(),
+            ids: [None; MAX],
+            slots: [NO_SLOT; MAX],
+            written,
+            plain: [None; MAX],
+            verified: [None; MAX],
+            components_written: 0,
+            at: 0,
+            observed: None,
+        }
+    }
+
+    /// Decodes the component identifiers and finds each index's parameter entry.
+    fn bind(&mut self) -> Result<(), Error> {
+        let m = self.auth.manifest();
+        let (ncomp, depth) = (self.ncomp, self.depth);
+        let ctx = &mut *self.ctx;
+        for (i, (id, slot)) in self
+            .ids
+            .iter_mut()
+            .zip(self.slots.iter_mut())
+            .enumerate()
+            .take(ncomp)
+        {
             *id = m.component_id(i as u32);
             if depth == 0 {
                 // The root owns the first entries, index for index.
                 if let Some(entry) = ctx.params.get_mut(i) {
-                    entry.0 = *id;
+                    *entry = Some((*id, Params::default()));
                 }
                 ctx.used = ncomp;
                 *slot = i as u8;
@@ -263,23 +338,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
                 })? as u8;
             }
         }
-        Ok(Machine {
-            auth,
-            platform,
-            ctx,
-            procedure,
-            depth,
-            path,
-            ncomp,
-            ids,
-            slots,
-            written: [None; MAX],
-            plain: [None; MAX],
-            verified: [None; MAX],
-            components_written: 0,
-            at: 0,
-            observed: None,
-        })
+        Ok(())
     }
 
     /// Runs the procedure's sequences in the spec's order, each after the shared sequence.
@@ -362,9 +421,14 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
         }
     }
 
-    fn indices(&self, sel: &Selection<'m>) -> Result<Indices<'m>, Error> {
-        Ok(match sel {
-            Selection::Nothing => return Err(Error::NoComponentSelected),
+    /// The selected indices; `None` when nothing is selected (the callers' error:
+    /// [`Error::NoComponentSelected`]). An `Option`, not a `Result`: the error is large
+    /// enough that returning `Result<Indices, Error>` costs a `memcpy` per command on
+    /// a Cortex-M4.
+    #[inline]
+    fn indices(&self, sel: &Selection<'m>) -> Option<Indices<'m>> {
+        Some(match sel {
+            Selection::Nothing => return None,
             Selection::One(i) => Indices::Range(*i..*i + 1),
             Selection::All => Indices::Range(0..self.ncomp as u32),
             Selection::List(l) => Indices::List(l.iter()),
@@ -393,6 +457,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
         self.ctx
             .params
             .get(slot)
+            .and_then(Option::as_ref)
             .map(|(_, p)| p)
             .ok_or(Error::ComponentIndexOutOfRange(index))
     }
@@ -402,6 +467,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
         self.ctx
             .params
             .get_mut(slot)
+            .and_then(Option::as_mut)
             .map(|(_, p)| p)
             .ok_or(Error::ComponentIndexOutOfRange(index))
     }
@@ -431,7 +497,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
         &mut self,
         kind: SequenceKind,
         offset: usize,
-        code: i64,
+        cmd: &Command<'m>,
         component: u32,
         policy: ReportingPolicy,
         outcome: Outcome,
@@ -441,7 +507,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
                 manifest: self.path,
                 sequence: kind,
                 offset,
-                command: code,
+                command: cmd.code(),
                 component,
                 outcome,
                 sysinfo,
@@ -469,8 +535,9 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
         let mut soft = scope == Scope::TryBranch;
         for item in seq.iter() {
             let (offset, cmd) = item.map_err(Error::from)?;
-            let code = cmd.code();
             let result = self.command(kind, offset, cmd, sel, scope, &mut soft, depth);
+            // The code only matters for a failure record: not worked out per command.
+            let code = || cmd.code();
             match result {
                 Ok(()) => {}
                 // Rows 2 and 3: a condition failure here, or one handed up from a nested
@@ -480,11 +547,11 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
                         self.ctx.failure = None;
                         return Err(Stop::Soft);
                     }
-                    self.note_failure(kind, offset, code);
+                    self.note_failure(kind, offset, code());
                     return Err(Stop::Condition(f));
                 }
                 Err(Stop::Abort(e)) => {
-                    self.note_failure(kind, offset, code);
+                    self.note_failure(kind, offset, code());
                     return Err(Stop::Abort(e));
                 }
                 Err(Stop::Soft) => return Err(Stop::Soft),
@@ -541,7 +608,10 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
             Command::OverrideParameters(p) => self.set_params(p, sel, scope, soft, false),
             Command::SetParameters(p) => self.set_params(p, sel, scope, soft, true),
             Command::Condition(c, policy) => {
-                for i in self.indices(sel)? {
+                let Some(indices) = self.indices(sel) else {
+                    return Err(Error::NoComponentSelected.into());
+                };
+                for i in indices {
                     self.at = i;
                     self.observed = None;
                     // An abort while evaluating (the platform cannot answer, storage
@@ -552,7 +622,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
                     } else {
                         Outcome::Failure
                     };
-                    self.report(kind, offset, cmd.code(), i, policy, outcome);
+                    self.report(kind, offset, &cmd, i, policy, outcome);
                     if !r? {
                         return Err(Stop::Condition(Failed::Condition(c, i)));
                     }
@@ -561,7 +631,10 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
             }
             #[cfg(feature = "trust-domains")]
             Command::Directive(Directive::ProcessDependency, policy) => {
-                for i in self.indices(sel)? {
+                let Some(indices) = self.indices(sel) else {
+                    return Err(Error::NoComponentSelected.into());
+                };
+                for i in indices {
                     self.at = i;
                     let r = self.process_dependency(kind, i);
                     let outcome = if r.is_ok() {
@@ -570,13 +643,16 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
                         Outcome::Failure
                     };
                     self.at = i;
-                    self.report(kind, offset, cmd.code(), i, policy, outcome);
+                    self.report(kind, offset, &cmd, i, policy, outcome);
                     r?;
                 }
                 Ok(())
             }
             Command::Directive(d, policy) => {
-                for i in self.indices(sel)? {
+                let Some(indices) = self.indices(sel) else {
+                    return Err(Error::NoComponentSelected.into());
+                };
+                for i in indices {
                     self.at = i;
                     self.observed = None;
                     let r = self.directive(d, i);
@@ -585,20 +661,26 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
                     } else {
                         Outcome::Failure
                     };
-                    self.report(kind, offset, cmd.code(), i, policy, outcome);
+                    self.report(kind, offset, &cmd, i, policy, outcome);
                     r?;
                 }
                 Ok(())
             }
             Command::TryEach(t) => {
-                for i in self.indices(sel)? {
+                let Some(indices) = self.indices(sel) else {
+                    return Err(Error::NoComponentSelected.into());
+                };
+                for i in indices {
                     self.at = i;
                     self.try_each(kind, t, i, depth)?;
                 }
                 Ok(())
             }
             Command::RunSequence(body) => {
-                for i in self.indices(sel)? {
+                let Some(indices) = self.indices(sel) else {
+                    return Err(Error::NoComponentSelected.into());
+                };
+                for i in indices {
                     self.at = i;
                     let mut inner = Selection::One(i);
                     match self.run(kind, body, &mut inner, Scope::RunSequence, depth + 1) {
@@ -622,7 +704,10 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
                 for entry in map.code_lists() {
                     let (src, codes) = entry.map_err(Error::from)?;
                     let from = *self.params(src)?;
-                    for i in self.indices(sel)? {
+                    let Some(indices) = self.indices(sel) else {
+                        return Err(Error::NoComponentSelected.into());
+                    };
+                    for i in indices {
                         let to = self.params_mut(i)?;
                         for code in codes.iter() {
                             if !to.copy_from(&from, code) {
@@ -669,7 +754,10 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
                     return Err(Stop::Abort(Error::UnsupportedParameter(code)));
                 }
                 other => {
-                    for i in self.indices(sel)? {
+                    let Some(indices) = self.indices(sel) else {
+                        return Err(Error::NoComponentSelected.into());
+                    };
+                    for i in indices {
                         self.params_mut(i)?.apply(other, only_if_unset);
                     }
                 }
@@ -706,7 +794,10 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
     /// an abort (the platform cannot answer, storage failed, the build lacks it).
     fn condition(&mut self, c: Condition, i: u32) -> Result<bool, Error> {
         let t = self.target(i)?;
-        let p = *self.params(i)?;
+        // Borrowed, not copied: the identity checks are most of the conditions run, and
+        // a copy of the whole parameter set is a `memcpy` each on a Cortex-M4. The arms
+        // that need `&mut self` copy it first.
+        let p = self.params(i)?;
         let identity = self.platform.identity;
         Ok(match c {
             // A condition whose parameter is unset fails (§8.4.9).
@@ -718,8 +809,14 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
             Condition::ComponentSlot => p
                 .slot
                 .is_some_and(|s| identity.slot_matches(&t, s, self.procedure)),
-            Condition::ImageMatch => self.image_matches(i, &t, &p)?.unwrap_or(false),
-            Condition::ImageNotMatch => matches!(self.image_matches(i, &t, &p)?, Some(false)),
+            Condition::ImageMatch => {
+                let m = ImageParams::of(p);
+                self.image_matches(i, &t, m)?.unwrap_or(false)
+            }
+            Condition::ImageNotMatch => {
+                let m = ImageParams::of(p);
+                matches!(self.image_matches(i, &t, m)?, Some(false))
+            }
             Condition::CheckContent => match p.content {
                 Some(c) => pipeline::content_equals(self.platform.storage, &t, c)?,
                 None => false,
@@ -731,6 +828,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
             // soft outcome.
             #[cfg(feature = "trust-domains")]
             Condition::DependencyIntegrity => {
+                let p = *p;
                 self.dependency_integrity(i, &t, &p)?;
                 true
             }
@@ -740,6 +838,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
             },
             #[cfg(feature = "update-management")]
             Condition::MinimumBattery | Condition::UpdateAuthorized | Condition::Version => {
+                let p = *p;
                 return crate::manage::condition(self.platform.policy, c, i, &t, &p);
             }
             other => {
@@ -755,7 +854,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
         &mut self,
         i: u32,
         t: &Target<'m>,
-        p: &Params<'m>,
+        p: ImageParams<'m>,
     ) -> Result<Option<bool>, Error> {
         let Some(d) = p.digest else { return Ok(None) };
         if d.algorithm != suitcase_suit::DigestAlgorithm::Sha256 {
@@ -763,15 +862,15 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
         }
         #[cfg(feature = "trust-domains")]
         if self.is_dependency(i) {
-            return self.dependency_matches(i, t, p, d.bytes).map(Some);
+            return self.dependency_matches(i, t, p.size, d.bytes).map(Some);
         }
         if let Some(Some((slot, w))) = self.written.get(i as usize)
             && *slot == p.slot
             && p.size.is_none_or(|s| s == w.len)
         {
-            let w = *w;
-            self.observed = Some(w);
-            return Ok(Some(w.digest.as_slice() == d.bytes));
+            let matched = crate::bytes::same(&w.digest, d.bytes);
+            self.observed = Some(*w);
+            return Ok(Some(matched));
         }
         let len = match p.size {
             Some(s) => s,
@@ -779,7 +878,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
         };
         let h = pipeline::digest_component(self.platform.storage, t, len)?;
         self.observed = h.map(|digest| Written { digest, len });
-        Ok(Some(h.is_some_and(|h| h.as_slice() == d.bytes)))
+        Ok(Some(h.is_some_and(|h| crate::bytes::same(&h, d.bytes))))
     }
 
     fn directive(&mut self, d: Directive, i: u32) -> Result<(), Error> {
@@ -957,7 +1056,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
         &mut self,
         i: u32,
         t: &Target<'m>,
-        p: &Params<'m>,
+        size: Option<u64>,
         buf: &'b mut [u8],
     ) -> Result<&'b [u8], Error>
     where
@@ -966,7 +1065,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
         if let Some(Some(b)) = self.plain.get(i as usize) {
             return Ok(b);
         }
-        let len = match p.size {
+        let len = match size {
             Some(s) => s,
             None => self.platform.storage.len(t)?,
         };
@@ -990,7 +1089,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
         &mut self,
         i: u32,
         t: &Target<'m>,
-        p: &Params<'m>,
+        size: Option<u64>,
         want: &[u8],
     ) -> Result<bool, Error> {
         use sha2::Digest as _;
@@ -1001,10 +1100,12 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
             });
         }
         let scratch = core::mem::take(&mut self.ctx.buffer);
-        let r = self.dependency_bytes(i, t, p, &mut *scratch).map(|bytes| {
-            suitcase_suit::Envelope::decode(bytes)
-                .is_ok_and(|env| sha2::Sha256::digest(env.manifest_bytes).as_slice() == want)
-        });
+        let r = self
+            .dependency_bytes(i, t, size, &mut *scratch)
+            .map(|bytes| {
+                suitcase_suit::Envelope::decode(bytes)
+                    .is_ok_and(|env| sha2::Sha256::digest(env.manifest_bytes).as_slice() == want)
+            });
         self.ctx.buffer = scratch;
         r
     }
@@ -1109,6 +1210,7 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
         if let Some(d) = self.ctx.chain.get_mut(depth) {
             *d = digest;
         }
+        let mut written = [None; MAX];
         let mut frame = Machine::new(
             &child,
             &mut *self.platform,
@@ -1116,7 +1218,9 @@ impl<'m, 'e, 'p> Machine<'m, 'e, 'p> {
             self.procedure,
             depth,
             path,
-        )?;
+            &mut written,
+        );
+        frame.bind()?;
         match frame.run_top(kind, seq) {
             Ok(()) => Ok(()),
             Err(Error::ConditionFailed {

@@ -140,13 +140,13 @@ pub struct StaticIdentity {
 
 impl DeviceIdentity for StaticIdentity {
     fn vendor_matches(&self, _t: &Target<'_>, vendor: VendorId<'_>) -> bool {
-        matches!(vendor, VendorId::Uuid(v) if v == self.vendor)
+        matches!(vendor, VendorId::Uuid(v) if crate::bytes::same(v, &self.vendor))
     }
     fn class_matches(&self, _t: &Target<'_>, class: &[u8]) -> bool {
-        class == self.class
+        crate::bytes::same(class, &self.class)
     }
     fn device_matches(&self, _t: &Target<'_>, device: &[u8]) -> bool {
-        self.device.is_some_and(|d| d == device)
+        self.device.is_some_and(|d| crate::bytes::same(&d, device))
     }
     fn slot_matches(&self, _t: &Target<'_>, slot: u64, procedure: Procedure) -> bool {
         match procedure {

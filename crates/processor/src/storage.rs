@@ -28,7 +28,7 @@ pub struct MemoryStorage<'s, 'b> {
 }
 
 fn same(c: &MemoryComponent<'_>, t: &Target<'_>) -> bool {
-    c.id == t.id.as_bytes() && c.slot == t.slot
+    c.slot == t.slot && crate::bytes::same(c.id, t.id.as_bytes())
 }
 
 impl<'b> MemoryStorage<'_, 'b> {

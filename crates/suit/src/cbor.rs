@@ -106,6 +106,11 @@ impl<'a> Reader<'a> {
     /// forged length cannot make a loop run long.
     pub(crate) fn array(&mut self) -> Result<usize> {
         let at = self.offset();
+        // A definite head of this major type is what `peek` would classify as Array.
+        if let Some((n, h)) = self.fast_head(4) {
+            self.advance(h);
+            return self.check_count(Some(n), 1, at);
+        }
         if self.peek()? != Type::Array {
             return self.err(K::UnexpectedType);
         }
@@ -117,6 +122,11 @@ impl<'a> Reader<'a> {
     /// A definite map header; see [`Reader::array`].
     pub(crate) fn map(&mut self) -> Result<usize> {
         let at = self.offset();
+        // A definite head of this major type is what `peek` would classify as Map.
+        if let Some((n, h)) = self.fast_head(5) {
+            self.advance(h);
+            return self.check_count(Some(n), 2, at);
+        }
         if self.peek()? != Type::Map {
             return self.err(K::UnexpectedType);
         }
@@ -151,7 +161,44 @@ impl<'a> Reader<'a> {
         DecodeError::new(kind, at)
     }
 
+    /// The argument and header length of the next item when it has major type `major`
+    /// and a definite argument that the input holds; `None` for anything else.
+    ///
+    /// The strict methods below take this fast path for the well-formed case and leave
+    /// everything else to minicbor, so what they accept and every error they report
+    /// (kind and offset) are minicbor's, exactly as before; only the common case no
+    /// longer goes through minicbor's generic decoding.
+    #[inline]
+    fn fast_head(&self, major: u8) -> Option<(u64, usize)> {
+        let input = self.d.input();
+        let pos = self.d.position();
+        let ib = *input.get(pos)?;
+        if ib >> 5 != major {
+            return None;
+        }
+        // Arguments up to two bytes: what SUIT's codes, counts, lengths and most values
+        // take. Longer ones are rare and left to minicbor (a smaller fast path).
+        match ib & 0x1f {
+            info @ 0..=23 => Some((u64::from(info), 1)),
+            24 => Some((u64::from(*input.get(pos + 1)?), 2)),
+            25 => {
+                let b = input.get(pos + 1..pos + 3)?;
+                Some((b.iter().fold(0u64, |v, &x| (v << 8) | u64::from(x)), 3))
+            }
+            _ => None,
+        }
+    }
+
+    /// Moves `n` bytes on (a header the fast path read).
+    fn advance(&mut self, n: usize) {
+        self.d.set_position(self.d.position() + n);
+    }
+
     pub(crate) fn u64(&mut self) -> Result<u64> {
+        if let Some((v, n)) = self.fast_head(0) {
+            self.advance(n);
+            return Ok(v);
+        }
         let at = self.offset();
         self.d.u64().map_err(|e| self.fail(at, &e))
     }
@@ -165,6 +212,18 @@ impl<'a> Reader<'a> {
 
     /// Any CBOR integer that fits in `i64` (keys, algorithm ids, command codes).
     pub(crate) fn i64(&mut self) -> Result<i64> {
+        if let Some((v, n)) = self.fast_head(0)
+            && let Ok(v) = i64::try_from(v)
+        {
+            self.advance(n);
+            return Ok(v);
+        }
+        if let Some((v, n)) = self.fast_head(1)
+            && let Ok(v) = i64::try_from(v)
+        {
+            self.advance(n);
+            return Ok(-1 - v);
+        }
         let at = self.offset();
         self.d.i64().map_err(|e| self.fail(at, &e))
     }
@@ -184,6 +243,18 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn bytes(&mut self) -> Result<&'a [u8]> {
+        if let Some((len, n)) = self.fast_head(2) {
+            let start = self.d.position() + n;
+            let input = self.d.input();
+            if let Some(b) = usize::try_from(len)
+                .ok()
+                .and_then(|len| start.checked_add(len))
+                .and_then(|end| input.get(start..end))
+            {
+                self.d.set_position(start + b.len());
+                return Ok(b);
+            }
+        }
         let at = self.offset();
         self.d.bytes().map_err(|e| self.fail(at, &e))
     }
@@ -357,6 +428,60 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Duplicate keys of a map found while its entries are read, for maps keyed by
+/// integers the reader decodes anyway (parameters, the manifest, SUIT_Common, the
+/// envelope): what [`Reader::ensure_unique_keys`] finds by walking the map again.
+///
+/// Keys in 0..64 are noted in a bit set, and the first repeated one is reported once
+/// the whole map validated, at the offset of the repeated key, exactly as
+/// `ensure_unique_keys` reports it; a map with any other key (a larger integer, a text
+/// key, a negative one) is left to `ensure_unique_keys`.
+pub(crate) struct KeySet {
+    seen: u64,
+    duplicate: Option<usize>,
+    all_small: bool,
+}
+
+impl KeySet {
+    pub(crate) fn new() -> Self {
+        KeySet {
+            seen: 0,
+            duplicate: None,
+            all_small: true,
+        }
+    }
+
+    /// Notes integer key `k`, which started at absolute offset `at`.
+    pub(crate) fn note(&mut self, k: i64, at: usize) {
+        if self.all_small && (0..64).contains(&k) {
+            let bit = 1u64 << k;
+            if self.seen & bit != 0 && self.duplicate.is_none() {
+                self.duplicate = Some(at);
+            }
+            self.seen |= bit;
+        } else {
+            self.all_small = false;
+        }
+    }
+
+    /// Notes a key that is not an integer.
+    pub(crate) fn note_other(&mut self) {
+        self.all_small = false;
+    }
+
+    /// After the `n` entries from relative position `first` were read: the duplicate
+    /// key error, if any.
+    pub(crate) fn check(&self, r: &Reader<'_>, first: usize, n: usize, depth: usize) -> Result<()> {
+        if !self.all_small {
+            return r.ensure_unique_keys(first, n, depth);
+        }
+        match self.duplicate {
+            Some(at) => Err(DecodeError::new(K::DuplicateKey, at)),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A bstr-wrapped item: see [`Reader::bytes_with_header`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Wrapped<'a> {
@@ -371,5 +496,202 @@ impl<'a> Wrapped<'a> {
     /// A reader over the wrapped item.
     pub(crate) fn reader(&self) -> Reader<'a> {
         Reader::new(self.inner, self.inner_base)
+    }
+}
+
+/// A lean cursor over CBOR that a [`Reader`] has already validated (the interpreter's
+/// second pass over an authenticated, strictly decoded manifest).
+///
+/// It reads item heads directly, with none of the strict checks: the strict pass made
+/// them once. It stays safe on any input: every access is bounds-checked and every
+/// method returns `None` on anything it does not expect, and the callers then fall back
+/// to the strict [`Reader`] at the same position, so the result on input that somehow
+/// was not validated is exactly the strict reader's.
+#[derive(Clone)]
+pub(crate) struct Trusted<'a> {
+    b: &'a [u8],
+    pos: usize,
+    base: usize,
+}
+
+/// CBOR major types, as the trusted reader reports them.
+pub(crate) const MAJOR_UINT: u8 = 0;
+pub(crate) const MAJOR_NINT: u8 = 1;
+pub(crate) const MAJOR_BYTES: u8 = 2;
+pub(crate) const MAJOR_TEXT: u8 = 3;
+pub(crate) const MAJOR_ARRAY: u8 = 4;
+pub(crate) const MAJOR_MAP: u8 = 5;
+pub(crate) const MAJOR_TAG: u8 = 6;
+/// `false`, `true` and `null` as initial bytes.
+pub(crate) const FALSE: u8 = 0xf4;
+pub(crate) const TRUE: u8 = 0xf5;
+pub(crate) const NULL: u8 = 0xf6;
+
+impl<'a> Trusted<'a> {
+    /// A cursor over `bytes`, which start at absolute offset `base`.
+    pub(crate) fn new(bytes: &'a [u8], base: usize) -> Self {
+        Trusted {
+            b: bytes,
+            pos: 0,
+            base,
+        }
+    }
+
+    /// Relative position of the next byte.
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Absolute offset of the next byte.
+    pub(crate) fn offset(&self) -> usize {
+        self.base + self.pos
+    }
+
+    /// A strict reader at this cursor's position (the fallback on anything unexpected).
+    pub(crate) fn strict(&self) -> Reader<'a> {
+        let mut r = Reader::new(self.b, self.base);
+        r.d.set_position(self.pos);
+        r
+    }
+
+    /// Moves to where the strict reader `r` (over the same bytes) stands.
+    pub(crate) fn sync(&mut self, r: &Reader<'a>) {
+        self.pos = r.pos();
+    }
+
+    /// The next initial byte, not consumed.
+    pub(crate) fn peek(&self) -> Option<u8> {
+        self.b.get(self.pos).copied()
+    }
+
+    fn take(&mut self, n: u64) -> Option<&'a [u8]> {
+        let n = usize::try_from(n).ok()?;
+        let end = self.pos.checked_add(n)?;
+        let s = self.b.get(self.pos..end)?;
+        self.pos = end;
+        Some(s)
+    }
+
+    fn be<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N as u64)?.try_into().ok()
+    }
+
+    /// One item head: major type and argument (length, count, value or tag).
+    /// Indefinite lengths and reserved values are `None`.
+    #[inline]
+    pub(crate) fn head(&mut self) -> Option<(u8, u64)> {
+        let ib = self.peek()?;
+        self.pos += 1;
+        let arg = match ib & 0x1f {
+            info @ 0..=23 => u64::from(info),
+            24 => u64::from(self.be::<1>()?[0]),
+            25 => u64::from(u16::from_be_bytes(self.be()?)),
+            26 => u64::from(u32::from_be_bytes(self.be()?)),
+            27 => u64::from_be_bytes(self.be()?),
+            _ => return None,
+        };
+        Some((ib >> 5, arg))
+    }
+
+    /// An unsigned integer.
+    pub(crate) fn uint(&mut self) -> Option<u64> {
+        match self.head()? {
+            (MAJOR_UINT, v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// An unsigned integer that fits in `u32`.
+    pub(crate) fn u32(&mut self) -> Option<u32> {
+        u32::try_from(self.uint()?).ok()
+    }
+
+    /// Any integer that fits in `i64`.
+    pub(crate) fn int(&mut self) -> Option<i64> {
+        match self.head()? {
+            (MAJOR_UINT, v) => i64::try_from(v).ok(),
+            (MAJOR_NINT, v) => i64::try_from(v).ok().map(|v| -1 - v),
+            _ => None,
+        }
+    }
+
+    /// `true` or `false`.
+    pub(crate) fn bool(&mut self) -> Option<bool> {
+        let v = match self.peek()? {
+            FALSE => false,
+            TRUE => true,
+            _ => return None,
+        };
+        self.pos += 1;
+        Some(v)
+    }
+
+    /// A byte string's contents.
+    pub(crate) fn bytes(&mut self) -> Option<&'a [u8]> {
+        match self.head()? {
+            (MAJOR_BYTES, n) => self.take(n),
+            _ => None,
+        }
+    }
+
+    /// A byte string with and without its header (see [`Reader::bytes_with_header`]).
+    pub(crate) fn wrapped(&mut self) -> Option<Wrapped<'a>> {
+        let start = self.pos;
+        let inner = self.bytes()?;
+        let whole = self.b.get(start..self.pos)?;
+        Some(Wrapped {
+            whole,
+            inner,
+            inner_base: self.base + self.pos - inner.len(),
+        })
+    }
+
+    /// A text string (UTF-8 checked again: it costs little and needs no `unsafe`).
+    pub(crate) fn str(&mut self) -> Option<&'a str> {
+        match self.head()? {
+            (MAJOR_TEXT, n) => core::str::from_utf8(self.take(n)?).ok(),
+            _ => None,
+        }
+    }
+
+    /// An array header's count.
+    pub(crate) fn array(&mut self) -> Option<usize> {
+        match self.head()? {
+            (MAJOR_ARRAY, n) => usize::try_from(n).ok(),
+            _ => None,
+        }
+    }
+
+    /// A map header's count of pairs.
+    pub(crate) fn map(&mut self) -> Option<usize> {
+        match self.head()? {
+            (MAJOR_MAP, n) => usize::try_from(n).ok(),
+            _ => None,
+        }
+    }
+
+    /// Skips one whole item, without recursion: a count of items still to skip. Each
+    /// step consumes at least one byte, so a forged count ends at the end of the input.
+    pub(crate) fn skip(&mut self) -> Option<()> {
+        let mut pending: u64 = 1;
+        while pending > 0 {
+            pending -= 1;
+            let (major, arg) = self.head()?;
+            match major {
+                MAJOR_BYTES | MAJOR_TEXT => {
+                    self.take(arg)?;
+                }
+                MAJOR_ARRAY => pending = pending.checked_add(arg)?,
+                MAJOR_MAP => pending = pending.checked_add(arg.checked_mul(2)?)?,
+                MAJOR_TAG => pending = pending.checked_add(1)?,
+                _ => {}
+            }
+        }
+        Some(())
+    }
+
+    /// Bytes from relative position `start` to the current position.
+    pub(crate) fn since(&self, start: usize) -> Option<&'a [u8]> {
+        self.b.get(start..self.pos)
     }
 }

@@ -4,7 +4,7 @@
 //! branches and run-sequence bodies included, up to [`MAX_SEQUENCE_DEPTH`]); the
 //! processor then walks it with [`CommandSequence::iter`] without keeping any copy.
 
-use crate::cbor::{Reader, Result};
+use crate::cbor::{self, Reader, Result, Trusted};
 use crate::error::{DecodeError, DecodeErrorKind as K};
 use crate::parameter::Parameters;
 
@@ -112,7 +112,7 @@ pub struct IndexList<'a> {
 impl<'a> IndexList<'a> {
     /// The indices in order.
     pub fn iter(&self) -> IndexIter<'a> {
-        let mut r = Reader::new(self.raw, 0);
+        let mut r = Trusted::new(self.raw, 0);
         let left = r.array().unwrap_or(0);
         IndexIter { r, left }
     }
@@ -121,7 +121,8 @@ impl<'a> IndexList<'a> {
 /// Iterator over an [`IndexList`].
 #[derive(Clone)]
 pub struct IndexIter<'a> {
-    r: Reader<'a>,
+    // Validated when the command was decoded: the lean reader suffices.
+    r: Trusted<'a>,
     left: usize,
 }
 
@@ -132,7 +133,7 @@ impl Iterator for IndexIter<'_> {
             return None;
         }
         self.left -= 1;
-        self.r.u32().ok()
+        self.r.u32()
     }
 }
 
@@ -149,7 +150,9 @@ pub struct TryEach<'a> {
 impl<'a> TryEach<'a> {
     /// The branches in order.
     pub fn branches(&self) -> impl Iterator<Item = Result<CommandSequence<'a>>> + use<'a> {
-        let mut r = Reader::new(self.raw, self.base);
+        // Validated when the command was decoded: the lean reader, with the strict one
+        // only to report what it cannot read.
+        let mut r = Trusted::new(self.raw, self.base);
         let n = r.array().unwrap_or(0);
         let count = if self.has_empty_fallback {
             n.saturating_sub(1)
@@ -157,7 +160,10 @@ impl<'a> TryEach<'a> {
             n
         };
         (0..count).map(move |_| {
-            let w = r.bytes_with_header()?;
+            let w = match r.wrapped() {
+                Some(w) => w,
+                None => r.strict().bytes_with_header()?,
+            };
             Ok(CommandSequence {
                 raw: w.inner,
                 base: w.inner_base,
@@ -414,7 +420,7 @@ impl<'a> CommandSequence<'a> {
             return r.err(K::InvalidValue);
         }
         for _ in 0..n / 2 {
-            read_command(r, depth, shared, Mode::Validate)?;
+            read_command(r, depth, shared)?;
         }
         Ok(())
     }
@@ -431,7 +437,7 @@ impl<'a> CommandSequence<'a> {
 
     /// The commands in order, each with its offset relative to [`CommandSequence::offset`].
     pub fn iter(&self) -> CommandIter<'a> {
-        let mut r = Reader::new(self.raw, self.base);
+        let mut r = Trusted::new(self.raw, self.base);
         let left = r.array().map(|n| n / 2).unwrap_or(0);
         CommandIter { r, left }
     }
@@ -440,7 +446,7 @@ impl<'a> CommandSequence<'a> {
 /// Iterator over a [`CommandSequence`]: `(offset within the sequence, command)`.
 #[derive(Clone)]
 pub struct CommandIter<'a> {
-    r: Reader<'a>,
+    r: Trusted<'a>,
     left: usize,
 }
 
@@ -452,75 +458,100 @@ impl<'a> Iterator for CommandIter<'a> {
         }
         self.left -= 1;
         let at = self.r.pos();
-        // Already validated when the manifest was decoded: read without re-checking.
-        Some(read_command(&mut self.r, 0, false, Mode::Trusted).map(|c| (at, c)))
+        // Already validated when the manifest was decoded: the lean reader first; on
+        // anything it does not expect, the strict reader from the same position (its
+        // result, error included, is what this iterator always returned).
+        let mut probe = self.r.clone();
+        if let Some(c) = read_lean(&mut probe) {
+            self.r = probe;
+            return Some(Ok((at, c)));
+        }
+        Some(strict_fallback(&mut self.r).map(|c| (at, c)))
     }
 }
 
-/// Whether a read validates nested content (decode time) or trusts it (iteration over a
-/// sequence validated earlier: re-validating nested branches and parameter maps on every
-/// step would make the interpreter quadratic).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Validate,
-    Trusted,
+/// The strict read of one command at `r`'s position, for [`CommandIter`]: kept out of
+/// line, as only the rare commands the lean reader leaves to it take it
+/// (override-multiple, copy-params, custom commands). On a validated sequence it reads
+/// what the validation read, so it yields the same command.
+#[inline(never)]
+fn strict_fallback<'a>(r: &mut Trusted<'a>) -> Result<Command<'a>> {
+    let mut strict = r.strict();
+    let c = read_command(&mut strict, 0, false);
+    r.sync(&strict);
+    c
 }
 
-/// The structured arguments, read without validation; `None` for the simple commands,
-/// which the common path reads as cheaply.
-fn read_trusted<'a>(r: &mut Reader<'a>) -> Result<Option<Command<'a>>> {
-    let mut probe = r.clone();
-    let code = probe.i64()?;
-    Ok(Some(match code {
+/// Reads one command of a validated sequence with the lean reader: the code, then its
+/// argument, nested sequences and parameter maps kept encoded (they were validated with
+/// the manifest). `None` for anything unexpected: the caller then reads strictly.
+fn read_lean<'a>(r: &mut Trusted<'a>) -> Option<Command<'a>> {
+    let code = r.int()?;
+    if let Some(c) = condition_of(code) {
+        return Some(Command::Condition(c, ReportingPolicy(r.u32()?)));
+    }
+    if let Some(d) = directive_of(code) {
+        return Some(Command::Directive(d, ReportingPolicy(r.u32()?)));
+    }
+    Some(match code {
+        12 => match r.peek()? {
+            cbor::TRUE => {
+                r.bool()?;
+                Command::SetComponentIndex(IndexArg::All)
+            }
+            b if b >> 5 == cbor::MAJOR_ARRAY => {
+                let start = r.pos();
+                let n = r.array()?;
+                if n == 0 {
+                    return None;
+                }
+                for _ in 0..n {
+                    r.u32()?;
+                }
+                Command::SetComponentIndex(IndexArg::List(IndexList {
+                    raw: r.since(start)?,
+                }))
+            }
+            _ => Command::SetComponentIndex(IndexArg::One(r.u32()?)),
+        },
         15 => {
-            let base = probe.offset();
-            let start = probe.pos();
-            let n = probe.array()?;
+            let base = r.offset();
+            let start = r.pos();
+            let n = r.array()?;
             let mut has_nil = false;
             for i in 0..n {
-                if i + 1 == n && probe.peek()? == minicbor::data::Type::Null {
-                    probe.null()?;
+                if i + 1 == n && r.peek()? == cbor::NULL {
+                    r.head()?;
                     has_nil = true;
                 } else {
-                    probe.bytes()?;
+                    r.bytes()?;
                 }
             }
             Command::TryEach(TryEach {
-                raw: probe.since(start),
+                raw: r.since(start)?,
                 base,
                 has_empty_fallback: has_nil,
             })
         }
         19 | 20 => {
-            let base = probe.offset();
-            let p = Parameters::trusted(probe.raw_trusted()?, base);
+            let base = r.offset();
+            let start = r.pos();
+            r.skip()?;
+            let p = Parameters::trusted(r.since(start)?, base);
             if code == 19 {
                 Command::SetParameters(p)
             } else {
                 Command::OverrideParameters(p)
             }
         }
-        32 => Command::RunSequence(CommandSequence::from_validated(probe.bytes_with_header()?)),
-        _ => return Ok(None),
-    }))
-    .inspect(|c| {
-        if c.is_some() {
-            *r = probe.clone();
-        }
+        32 => Command::RunSequence(CommandSequence::from_validated(r.wrapped()?)),
+        // The rest (override-multiple, copy-params, custom commands) is rare: read
+        // strictly, as before.
+        _ => return None,
     })
 }
 
-fn read_command<'a>(
-    r: &mut Reader<'a>,
-    depth: usize,
-    shared: bool,
-    mode: Mode,
-) -> Result<Command<'a>> {
-    if mode == Mode::Trusted
-        && let Some(c) = read_trusted(r)?
-    {
-        return Ok(c);
-    }
+fn read_command<'a>(r: &mut Reader<'a>, depth: usize, shared: bool) -> Result<Command<'a>> {
     let at = r.offset();
     let code = r.i64()?;
     if shared && !(condition_of(code).is_some() || matches!(code, 12 | 15 | 20 | 32)) {

@@ -1,6 +1,6 @@
 //! SUIT_Envelope (tag 107) and the authentication wrapper (`suit-codes.md` §0, §1).
 
-use crate::cbor::{Reader, Result, Wrapped};
+use crate::cbor::{KeySet, Reader, Result, Wrapped};
 use crate::digest::Digest;
 use crate::error::{DecodeError, DecodeErrorKind as K, Element};
 use crate::manifest::{Manifest, Member, SeverableKind};
@@ -128,15 +128,19 @@ impl<'a> Envelope<'a> {
         let mut auth = None;
         let mut manifest: Option<Wrapped<'a>> = None;
         let mut severed = [None; 6];
+        let mut keys = KeySet::new();
         for _ in 0..n {
             let at = r.offset();
             if r.peek()? == minicbor::data::Type::String {
                 // Integrated payload or dependency: any text key.
+                keys.note_other();
                 r.str()?;
                 r.bytes()?;
                 continue;
             }
-            match r.i64()? {
+            let k = r.i64()?;
+            keys.note(k, at);
+            match k {
                 2 => {
                     let w = r.bytes_with_header()?;
                     auth = Some(AuthWrapper::read(w)?);
@@ -159,7 +163,7 @@ impl<'a> Envelope<'a> {
                 },
             }
         }
-        r.ensure_unique_keys(first, n, 0)?;
+        keys.check(&r, first, n, 0)?;
         r.finish()?;
         let auth = auth.ok_or(DecodeError::new(
             K::Missing(Element::AuthenticationWrapper),
@@ -179,11 +183,19 @@ impl<'a> Envelope<'a> {
     /// Decodes the manifest (call after authentication). Also refuses envelope members
     /// that the manifest does not record as severed: no signature covers them.
     pub fn manifest(&self) -> core::result::Result<Manifest<'a>, DecodeError> {
-        let manifest = Manifest::read(self.manifest)?;
+        let mut m = Manifest::default();
+        self.manifest_into(&mut m)?;
+        Ok(m)
+    }
+
+    /// [`Envelope::manifest`], decoded into `m` in place (no move of the decoded
+    /// manifest, a few hundred bytes). On an error `m` holds a partial decode: discard it.
+    pub fn manifest_into(&self, m: &mut Manifest<'a>) -> core::result::Result<(), DecodeError> {
+        Manifest::read_into(self.manifest, m)?;
         for kind in SeverableKind::ALL {
             let carried = self.severed.get(kind.index()).copied().flatten();
             if let Some(w) = carried
-                && !matches!(manifest.member(kind), Member::Severed(_))
+                && !matches!(m.member(kind), Member::Severed(_))
             {
                 return Err(DecodeError::new(
                     K::UnauthenticatedMember(kind.key()),
@@ -191,7 +203,7 @@ impl<'a> Envelope<'a> {
                 ));
             }
         }
-        Ok(manifest)
+        Ok(())
     }
 
     /// Where a severable member's bytes are, if anywhere.

@@ -1,7 +1,7 @@
 //! SUIT_Manifest and SUIT_Common (`suit-codes.md` §2, §3).
 
 use crate::MAX_COMPONENTS;
-use crate::cbor::{Reader, Result, Wrapped};
+use crate::cbor::{KeySet, Reader, Result, Wrapped};
 use crate::command::CommandSequence;
 use crate::component::{ComponentId, Components};
 use crate::digest::Digest;
@@ -94,16 +94,19 @@ impl<'a> Common<'a> {
         let n = r.map()?;
         let first = r.pos();
         let mut c = Common::default();
+        let mut keys = KeySet::new();
         for _ in 0..n {
             let at = r.offset();
-            match r.i64()? {
+            let k = r.i64()?;
+            keys.note(k, at);
+            match k {
                 1 => c.dependencies = Some(Dependencies::read(&mut r)?),
                 2 => c.components = Components::read(&mut r)?,
                 4 => c.shared_sequence = Some(CommandSequence::read_wrapped(&mut r, 0, true)?),
                 k => return Err(DecodeError::new(K::UnknownCommonElement(k), at)),
             }
         }
-        r.ensure_unique_keys(first, n, 0)?;
+        keys.check(&r, first, n, 0)?;
         r.finish()?;
         // A dependency index that also names a listed component would give one index two
         // identifiers (the component's and the dependency prefix): refused as ambiguous.
@@ -226,9 +229,30 @@ pub struct Manifest<'a> {
     severable: [Member<'a, Wrapped<'a>>; 6],
 }
 
+/// The empty manifest (sequence number 0, no components, no member): a value to decode
+/// into with [`crate::Envelope::manifest_into`].
+impl Default for Manifest<'_> {
+    fn default() -> Self {
+        Manifest {
+            sequence_number: 0,
+            common: Common::default(),
+            reference_uri: None,
+            component_id: None,
+            set_version: None,
+            validate: None,
+            load: None,
+            invoke: None,
+            uninstall: None,
+            severable: [Member::Absent; 6],
+        }
+    }
+}
+
 impl<'a> Manifest<'a> {
-    /// Decodes the manifest held in the envelope's bstr `w`.
-    pub(crate) fn read(w: Wrapped<'a>) -> Result<Self> {
+    /// Decodes the manifest held in the envelope's bstr `w` into `m` (in place: a
+    /// manifest is a few hundred bytes, and each move out of a `Result` is a `memcpy` on
+    /// a microcontroller). On an error `m` holds whatever was decoded so far.
+    pub(crate) fn read_into(w: Wrapped<'a>, m: &mut Self) -> Result<()> {
         let mut r = w.reader();
         // The bare-manifest tag is allowed inside the bstr as well.
         if r.peek()? == minicbor::data::Type::Tag {
@@ -244,21 +268,12 @@ impl<'a> Manifest<'a> {
         let mut version = None;
         let mut seq = None;
         let mut common = None;
-        let mut m = Manifest {
-            sequence_number: 0,
-            common: Common::default(),
-            reference_uri: None,
-            component_id: None,
-            set_version: None,
-            validate: None,
-            load: None,
-            invoke: None,
-            uninstall: None,
-            severable: [Member::Absent; 6],
-        };
+        *m = Manifest::default();
+        let mut keys = KeySet::new();
         for _ in 0..n {
             let at = r.offset();
             let key = r.i64()?;
+            keys.note(key, at);
             match key {
                 1 => {
                     let vat = r.offset();
@@ -303,7 +318,7 @@ impl<'a> Manifest<'a> {
                 },
             }
         }
-        r.ensure_unique_keys(first, n, 0)?;
+        keys.check(&r, first, n, 0)?;
         r.finish()?;
         if version.is_none() {
             return Err(DecodeError::new(
@@ -316,7 +331,7 @@ impl<'a> Manifest<'a> {
             map_at,
         ))?;
         m.common = common.ok_or(DecodeError::new(K::Missing(Element::Common), map_at))?;
-        Ok(m)
+        Ok(())
     }
 
     /// The size of the component index space: the listed components, extended to the

@@ -1,6 +1,6 @@
 //! SUIT_Parameters: the argument of override-parameters (20) and set-parameters (19).
 
-use crate::cbor::{Reader, Result};
+use crate::cbor::{self, KeySet, Reader, Result, Trusted};
 use crate::digest::Digest;
 use crate::error::{DecodeError, DecodeErrorKind as K};
 
@@ -196,16 +196,27 @@ impl<'a> Parameters<'a> {
         let start = r.pos();
         let n = r.map()?;
         let first = r.pos();
+        // Duplicate codes are found as the entries are read (a parameter's code is its
+        // key): no second walk over the map.
+        let mut keys = KeySet::new();
         for _ in 0..n {
-            let p = read_parameter(r, depth)?;
+            let key_at = r.offset();
+            // Looked at in place: moving the parameter out of the `Result` is a `memcpy`
+            // per entry on a Cortex-M4.
+            let read = read_parameter(r, depth);
+            let p = match &read {
+                Ok(p) => p,
+                Err(e) => return Err(*e),
+            };
             if shared && matches!(p, Parameter::Custom(..)) {
                 return Err(DecodeError::new(
                     K::CommandNotAllowedInSharedSequence(p.code()),
                     base,
                 ));
             }
+            keys.note(p.code(), key_at);
         }
-        r.ensure_unique_keys(first, n, depth)?;
+        keys.check(r, first, n, depth)?;
         Ok(Parameters {
             raw: r.since(start),
             base,
@@ -224,7 +235,7 @@ impl<'a> Parameters<'a> {
 
     /// The parameters in encoded order.
     pub fn iter(&self) -> ParameterIter<'a> {
-        let mut r = Reader::new(self.raw, self.base);
+        let mut r = Trusted::new(self.raw, self.base);
         let left = r.map().unwrap_or(0);
         ParameterIter { r, left }
     }
@@ -233,7 +244,7 @@ impl<'a> Parameters<'a> {
 /// Iterator over [`Parameters`]; the map was validated, so it yields every entry.
 #[derive(Clone)]
 pub struct ParameterIter<'a> {
-    r: Reader<'a>,
+    r: Trusted<'a>,
     left: usize,
 }
 
@@ -244,6 +255,79 @@ impl<'a> Iterator for ParameterIter<'a> {
             return None;
         }
         self.left -= 1;
-        read_parameter(&mut self.r, 0).ok()
+        // The lean reader first (the map was validated); on anything it does not
+        // expect, the strict reader from the same position, as before.
+        let mut probe = self.r.clone();
+        if let Some(p) = read_lean(&mut probe) {
+            self.r = probe;
+            return Some(p);
+        }
+        strict_fallback(&mut self.r)
     }
+}
+
+/// The strict read of one entry at `r`'s position, for [`ParameterIter`]: kept out of
+/// line, as it is never taken on a validated map.
+#[cold]
+#[inline(never)]
+fn strict_fallback<'a>(r: &mut Trusted<'a>) -> Option<Parameter<'a>> {
+    let mut strict = r.strict();
+    let p = read_parameter(&mut strict, 0).ok();
+    r.sync(&strict);
+    p
+}
+
+/// One `code => value` pair of a validated map, read with the lean reader. `None` for
+/// anything unexpected (the caller then reads strictly).
+fn read_lean<'a>(r: &mut Trusted<'a>) -> Option<Parameter<'a>> {
+    let code = r.int()?;
+    Some(match code {
+        1 => {
+            if r.peek()? >> 5 == cbor::MAJOR_TAG {
+                if r.head()? != (cbor::MAJOR_TAG, TAG_PEN) {
+                    return None;
+                }
+                Parameter::VendorId(VendorId::Pen(r.bytes()?))
+            } else {
+                Parameter::VendorId(VendorId::Uuid(uuid_lean(r)?))
+            }
+        }
+        2 => Parameter::ClassId(uuid_lean(r)?),
+        3 => {
+            // `bstr .cbor [alg, bstr, *ext]`: only the algorithm and the value are used.
+            let mut d = Trusted::new(r.bytes()?, 0);
+            if d.array()? < 2 {
+                return None;
+            }
+            let algorithm = crate::digest::DigestAlgorithm::from_cose(d.int()?)?;
+            let bytes = d.bytes()?;
+            if bytes.len() != algorithm.output_len() {
+                return None;
+            }
+            Parameter::ImageDigest(Digest { algorithm, bytes })
+        }
+        4 => Parameter::UseBefore(r.uint()?),
+        5 => Parameter::ComponentSlot(r.uint()?),
+        12 => Parameter::StrictOrder(r.bool()?),
+        13 => Parameter::SoftFailure(r.bool()?),
+        14 => Parameter::ImageSize(r.uint()?),
+        18 => Parameter::Content(r.bytes()?),
+        19 => Parameter::EncryptionInfo(r.bytes()?),
+        21 => Parameter::Uri(r.str()?),
+        22 => Parameter::SourceComponent(r.u32()?),
+        23 => Parameter::InvokeArgs(r.bytes()?),
+        24 => Parameter::DeviceId(uuid_lean(r)?),
+        25 => Parameter::FetchArguments(r.bytes()?),
+        26 => Parameter::MinimumBattery(r.uint()?),
+        27 => Parameter::UpdatePriority(r.int()?),
+        28 => Parameter::Version(r.bytes()?),
+        29 => Parameter::WaitInfo(r.bytes()?),
+        30 => Parameter::ComponentMetadata(r.bytes()?),
+        // Custom parameters: read strictly, as before.
+        _ => return None,
+    })
+}
+
+fn uuid_lean<'a>(r: &mut Trusted<'a>) -> Option<&'a [u8]> {
+    r.bytes().filter(|b| b.len() == 16)
 }
