@@ -48,6 +48,7 @@ pub static ALL: &[Test] = tests![
     processor::example5_unsigned_refused,
     processor::example3_verify_only,
     processor::example3_authenticate_only,
+    processor::example3_update_harness,
     processor::example3_update_slot1,
     processor::example3_update_slot0,
     processor::example0_validate_invoke,

@@ -18,7 +18,8 @@ use suitcase_processor::platform::{
 };
 use suitcase_processor::report::NoReport;
 use suitcase_processor::storage::{MemoryComponent, MemoryStorage};
-use suitcase_processor::suit::{Condition, Envelope};
+use suitcase_processor::platform::ComponentStorage as _;
+use suitcase_processor::suit::{ComponentId, Condition, Envelope};
 use suitcase_processor::{AuthError, Error, Platform, authenticate};
 
 use crate::harness::Outcome;
@@ -272,6 +273,76 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let word = |c: &[u8]| <[u8; 8]>::try_from(c).map(u64::from_ne_bytes).unwrap_or(0);
     let (wa, wb) = (a.chunks_exact(8), b.chunks_exact(8));
     a.len() == b.len() && wa.remainder() == wb.remainder() && wa.map(word).eq(wb.map(word))
+}
+
+/// Everything `example3_update_slot1` does that is not the processor's: the same setup
+/// (slot buffers, platform stand-ins), the platform's own work for that update — the
+/// transport handing out image B in the pipeline's 512-byte chunks and the RAM storage
+/// taking it into slot 1 (`begin_write`, `write`, `finish_write`), as the update calls
+/// them — and the same checks afterwards. No manifest is read. Its count, subtracted from
+/// `example3_update_slot1` minus `example3_verify_only` minus
+/// `digest::example3_update_hashing`, leaves the processor's own logic.
+pub fn example3_update_harness() -> Outcome {
+    let (mut s0, mut s1) = (SLOT0.take(0)?, SLOT1.take(0)?);
+    let mut components = [
+        MemoryComponent {
+            id: &C0,
+            slot: Some(0),
+            data: &mut s0[..],
+            len: 0,
+        },
+        MemoryComponent {
+            id: &C0,
+            slot: Some(1),
+            data: &mut s1[..],
+            len: 0,
+        },
+    ];
+    let mut storage = MemoryStorage {
+        components: &mut components,
+    };
+    let mut fetch = SliceFetch::example3();
+    let mut rollback = MemoryRollback(0);
+    let id = ComponentId::decode(&C0).map_err(|_| "component id")?;
+    let target = Target {
+        index: 0,
+        id,
+        slot: Some(1),
+    };
+    // The platform's part of the update: fetch image B into slot 1.
+    let mut buf = [0u8; suitcase_processor::pipeline::CHUNK];
+    fetch.open(URI_B, None).map_err(|_| "open")?;
+    storage
+        .begin_write(&target, Some(IMAGE_B.len() as u64))
+        .map_err(|_| "begin_write")?;
+    let mut off = 0u64;
+    loop {
+        let n = fetch.read(&mut buf).map_err(|_| "read")?;
+        if n == 0 {
+            break;
+        }
+        let part = core::hint::black_box(buf.get(..n).ok_or("chunk")?);
+        storage.write(&target, off, part).map_err(|_| "write")?;
+        off += n as u64;
+    }
+    storage.finish_write(&target, off).map_err(|_| "finish_write")?;
+    rollback.0 = core::hint::black_box(3);
+
+    // The same checks as `example3_update`.
+    if rollback.0 != 3 || off != IMAGE_B.len() as u64 {
+        return Err("rollback counter or length");
+    }
+    if fetch.opened != 0b10 {
+        return Err("fetched something other than image B");
+    }
+    let slot = components.get(1).ok_or("no slot")?;
+    if !same_bytes(slot.data.get(..slot.len).ok_or("slot length")?, IMAGE_B) {
+        return Err("slot 1 does not hold image B");
+    }
+    if components.first().is_none_or(|c| c.len != 0) {
+        return Err("slot 0 was written");
+    }
+    Ok(())
 }
 
 /// Example 3 end to end, running from slot 0: image B goes into slot 1.
