@@ -40,6 +40,8 @@ pub const EXAMPLE3_HASHING: &str = "digest::example3_update_hashing";
 /// The test's setup and checks and the platform stand-ins' work of example 3's update,
 /// without the processor (subtracted from the full count with the verify and hashing).
 pub const EXAMPLE3_HARNESS: &str = "processor::example3_update_harness";
+/// The envelope and COSE decodes `EXAMPLE3_VERIFY` also does (processor work, added back).
+pub const EXAMPLE3_DECODE: &str = "processor::example3_decode_only";
 /// The device test that runs only `authenticate` on the same envelope.
 pub const EXAMPLE3_AUTHENTICATE: &str = "processor::example3_authenticate_only";
 
@@ -108,12 +110,15 @@ pub struct Report {
 }
 
 impl Report {
-    /// Example 3's update minus the signature check, the hashing and the harness (the
+    /// Example 3's update minus the signature check (key parse and verification: the
+    /// verify test minus its envelope and COSE decodes), the hashing and the harness (the
     /// test's setup and checks and the platform stand-ins' work): the processor's logic.
+    /// `None` when a test is missing or the parts exceed the whole (a broken measurement).
     pub fn processor_own_cost(&self) -> Option<u64> {
         let count = |name| self.test(name).map(|m| m.instructions);
-        let spent = count(EXAMPLE3_VERIFY)? + count(EXAMPLE3_HASHING)? + count(EXAMPLE3_HARNESS)?;
-        Some(count(EXAMPLE3_FULL)?.saturating_sub(spent))
+        let signature = count(EXAMPLE3_VERIFY)?.checked_sub(count(EXAMPLE3_DECODE)?)?;
+        let spent = signature + count(EXAMPLE3_HASHING)? + count(EXAMPLE3_HARNESS)?;
+        count(EXAMPLE3_FULL)?.checked_sub(spent)
     }
 
     /// The test named `name`.
@@ -132,7 +137,21 @@ impl Report {
 
 /// `cargo xtask firmware`.
 pub fn run() -> Result<(), Failure> {
-    build_and_measure().map(|_| ())
+    let report = build_and_measure()?;
+    // Issue 6's goal, kept: the processor's own logic at most 2 % of one Ed25519 verify.
+    // (Here, not in `build_and_measure`: `cargo xtask bench` prints the figures whatever
+    // they are.)
+    let own = report.processor_own_cost().ok_or_else(|| {
+        Failure("firmware: the example 3 measurements are missing or inconsistent".into())
+    })?;
+    let limit = report.device.verify_ed25519 / 50;
+    if own > limit {
+        return Err(Failure(format!(
+            "firmware: the processor's own cost is {own} instructions, over 2 % of an Ed25519 \
+             verify ({limit})"
+        )));
+    }
+    Ok(())
 }
 
 /// Generates the vectors, builds, runs in QEMU, measures the sizes; prints a summary.
@@ -218,17 +237,6 @@ pub fn build_and_measure() -> Result<Report, Failure> {
     };
     print_summary(&report);
     println!("firmware: done in {:.1} s", total.elapsed().as_secs_f64());
-    // Issue 6's goal, kept: the processor's own logic at most 2 % of one Ed25519 verify.
-    let own = report.processor_own_cost().ok_or_else(|| {
-        Failure("firmware: the example 3 measurements are missing from the test run".into())
-    })?;
-    let limit = report.device.verify_ed25519 / 50;
-    if own > limit {
-        return Err(Failure(format!(
-            "firmware: the processor's own cost is {own} instructions, over 2 % of an Ed25519 \
-             verify ({limit})"
-        )));
-    }
     Ok(report)
 }
 
@@ -333,21 +341,20 @@ fn print_summary(r: &Report) {
          Ed25519 {} instr (authenticate {})",
         d.verify_p256, d.authenticate_p256, d.verify_ed25519, d.authenticate_ed25519
     );
-    if let (Some(full), Some(verify), Some(hashing), Some(harness), Some(own)) = (
-        r.test(EXAMPLE3_FULL),
+    if let (Some(verify), Some(decode), Some(harness), Some(own)) = (
         r.test(EXAMPLE3_VERIFY),
-        r.test(EXAMPLE3_HASHING),
+        r.test(EXAMPLE3_DECODE),
         r.test(EXAMPLE3_HARNESS),
         r.processor_own_cost(),
     ) {
-        let with_harness = full
-            .instructions
-            .saturating_sub(verify.instructions + hashing.instructions);
         let share = |n: u64, of: u64| 100.0 * n as f64 / of.max(1) as f64;
+        let with_harness = own + harness.instructions;
         println!(
-            "firmware: the processor's own cost (example 3: full - verify - hashing - harness \
-             {}) {own} instr = {:.2} % of an ES256 verify, {:.2} % of an Ed25519 verify (goal: \
-             <= 2 %); with the harness counted in, {with_harness} instr = {:.2} % of Ed25519",
+            "firmware: the processor's own cost (example 3: full - (verify - its decodes {}) - \
+             hashing - harness {}) {own} instr = {:.2} % of an ES256 verify, {:.2} % of an \
+             Ed25519 verify (goal: <= 2 %); with the harness counted in, {with_harness} instr = \
+             {:.2} % of Ed25519",
+            decode.instructions,
             harness.instructions,
             share(own, verify.instructions),
             share(own, d.verify_ed25519),

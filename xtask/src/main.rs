@@ -132,12 +132,23 @@ fn test(quick: bool, fuzz_seconds: u64) -> Result<(), Failure> {
     // clone would see too. In CI the clone must also start clean: cargo rewrites a stale
     // root `Cargo.lock` while it builds xtask, before this runs.
     let before = git_status();
-    if std::env::var_os("CI").is_some()
-        && let Some(changed) = before.as_deref().filter(|s| !s.is_empty())
-    {
-        return Err(Failure(format!(
-            "the checkout is not clean before the tests (a stale Cargo.lock?):\n{changed}"
-        )));
+    if std::env::var_os("CI").is_some() {
+        match before.as_deref() {
+            // Without git status the last step would compare nothing with nothing.
+            None => {
+                return Err(Failure(
+                    "`git status` failed in CI (no git, or a checkout owned by another user: \
+                     git config --global --add safe.directory <checkout>)"
+                        .into(),
+                ));
+            }
+            Some(changed) if !changed.is_empty() => {
+                return Err(Failure(format!(
+                    "the checkout is not clean before the tests (a stale Cargo.lock?):\n{changed}"
+                )));
+            }
+            Some(_) => {}
+        }
     }
     let mut steps: Vec<Step> = vec![
         ("setup", Box::new(setup::run)),

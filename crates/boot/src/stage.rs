@@ -400,7 +400,9 @@ pub fn read_envelope(envelope: &[u8], verify: Verify<'_>) -> Option<Signed> {
 /// is larger than the slot's envelope area) and without any other member. The ROM key's
 /// signature covers the manifest digest only, so it stays valid, and every byte of the
 /// result is signed: a torn copy does not verify. `None` when `envelope` does not satisfy
-/// [`read_envelope`] or the result does not fit `buf`.
+/// [`read_envelope`], when the reduced authentication wrapper would be 256 bytes or more
+/// (the ROM key's block with a large unprotected header: the first stage's writer stops
+/// at one-byte lengths), or when the result does not fit `buf`.
 pub fn slot_envelope<'b>(
     envelope: &[u8],
     verify: Verify<'_>,

@@ -652,10 +652,18 @@ impl Coap {
         };
         let mut out = Vec::new();
         for (key, device, token_hash) in watched {
-            match self.state.device_for_token_hash(token_hash).await {
+            match self.state.device_for_token_hash(token_hash.clone()).await {
                 Ok(d) if d.id == device => {}
                 Ok(_) | Err(ApiError::Unauthenticated) => {
-                    self.tables.lock().await.observers.remove(&key);
+                    // Only the observation that was checked: the same peer and token may
+                    // have registered again meanwhile, with a token that holds.
+                    let mut t = self.tables.lock().await;
+                    if t.observers
+                        .get(&key)
+                        .is_some_and(|o| o.token_hash == token_hash)
+                    {
+                        t.observers.remove(&key);
+                    }
                     continue;
                 }
                 Err(e) => {

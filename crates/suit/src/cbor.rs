@@ -505,8 +505,11 @@ impl<'a> Wrapped<'a> {
 /// It reads item heads directly, with none of the strict checks: the strict pass made
 /// them once. It stays safe on any input: every access is bounds-checked and every
 /// method returns `None` on anything it does not expect, and the callers then fall back
-/// to the strict [`Reader`] at the same position, so the result on input that somehow
-/// was not validated is exactly the strict reader's.
+/// to the strict [`Reader`] at the same position. On validated input the results are the
+/// strict reader's; on input that was not validated they are bounded and panic-free but
+/// may be more permissive (a lean read that succeeds does not re-check what the strict
+/// pass checks: branch counts, nested parameter maps, depth), which is why only the
+/// interpreter's second pass, over bytes the strict pass accepted, uses it.
 #[derive(Clone)]
 pub(crate) struct Trusted<'a> {
     b: &'a [u8],

@@ -160,9 +160,20 @@ impl<'a> TryEach<'a> {
             n
         };
         (0..count).map(move |_| {
-            let w = match r.wrapped() {
-                Some(w) => w,
-                None => r.strict().bytes_with_header()?,
+            // A failed lean read may have moved its cursor: try on a copy, and on failure
+            // read strictly from the position before it, moving on past what it read.
+            let mut lean = r.clone();
+            let w = match lean.wrapped() {
+                Some(w) => {
+                    r = lean;
+                    w
+                }
+                None => {
+                    let mut s = r.strict();
+                    let w = s.bytes_with_header()?;
+                    r.sync(&s);
+                    w
+                }
             };
             Ok(CommandSequence {
                 raw: w.inner,

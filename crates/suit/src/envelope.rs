@@ -189,8 +189,20 @@ impl<'a> Envelope<'a> {
     }
 
     /// [`Envelope::manifest`], decoded into `m` in place (no move of the decoded
-    /// manifest, a few hundred bytes). On an error `m` holds a partial decode: discard it.
+    /// manifest, a few hundred bytes). On an error `m` is reset to the empty manifest, so
+    /// no partial or refused decode can be used by mistake.
     pub fn manifest_into(&self, m: &mut Manifest<'a>) -> core::result::Result<(), DecodeError> {
+        let r = self.manifest_into_unchecked(m);
+        if r.is_err() {
+            *m = Manifest::default();
+        }
+        r
+    }
+
+    fn manifest_into_unchecked(
+        &self,
+        m: &mut Manifest<'a>,
+    ) -> core::result::Result<(), DecodeError> {
         Manifest::read_into(self.manifest, m)?;
         for kind in SeverableKind::ALL {
             let carried = self.severed.get(kind.index()).copied().flatten();

@@ -47,6 +47,7 @@ pub static ALL: &[Test] = tests![
     processor::example4_unsigned_refused,
     processor::example5_unsigned_refused,
     processor::example3_verify_only,
+    processor::example3_decode_only,
     processor::example3_authenticate_only,
     processor::example3_update_harness,
     processor::example3_update_slot1,
