@@ -281,9 +281,17 @@ impl<F: NorFlash> Stages<F> {
         image: &[u8],
         verify: Verify<'_>,
     ) -> Result<(), StageError> {
-        check(envelope, image, self.size, running_version, verify)?;
+        // One signature check for both the decision and the slot's copy.
+        let opened = open(envelope, verify).ok_or(StageError::BadPackage)?;
+        let signed = read_manifest(
+            Cbor::new(opened.whole)
+                .bytes()
+                .ok_or(StageError::BadPackage)?,
+        )
+        .ok_or(StageError::BadPackage)?;
+        describes(&signed, image, self.size, running_version)?;
         let mut kept = [0xFF; ENVELOPE_MAX];
-        let kept = slot_envelope(envelope, verify, &mut kept).ok_or(StageError::BadPackage)?;
+        let kept = reduce(&opened, &mut kept).ok_or(StageError::BadPackage)?;
         let start = self.start(running.other());
         // Sector by sector from the end: a cut leaves the old image or envelope erased
         // (the slot invalid) before its flags at the start are, so a second stage that
@@ -328,10 +336,21 @@ fn check(
     verify: Verify<'_>,
 ) -> Result<(), StageError> {
     let s = read_envelope(envelope, verify).ok_or(StageError::BadPackage)?;
+    describes(&s, image, slot_size, running_version)
+}
+
+/// Whether what an envelope says (`s`) describes `image`, fits a slot and is newer than
+/// `running_version`.
+fn describes(
+    s: &Signed,
+    image: &[u8],
+    slot_size: u32,
+    running_version: u32,
+) -> Result<(), StageError> {
     if s.len as usize != image.len()
         || s.len == 0
         || s.len > slot_size - IMAGE
-        || Sha256::digest(image).as_slice() != s.digest
+        || !digest_matches(image, &s.digest)
     {
         return Err(StageError::BadPackage);
     }
@@ -410,6 +429,11 @@ pub fn slot_envelope<'b>(
 ) -> Option<&'b [u8]> {
     let o = open(envelope, verify)?;
     read_manifest(Cbor::new(o.whole).bytes()?)?;
+    reduce(&o, buf)
+}
+
+/// The reduced envelope of [`slot_envelope`], from what [`open`] found.
+fn reduce<'b>(o: &Opened<'_>, buf: &'b mut [u8]) -> Option<&'b [u8]> {
     let auth =
         1 + head_len(o.payload.len()) + o.payload.len() + head_len(o.rom.len()) + o.rom.len();
     let n = {
